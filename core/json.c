@@ -1,0 +1,136 @@
+/* JSON services over cJSON. */
+#include "json.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "str.h"
+
+gp_json *gp_json_parse(const char *text, size_t len, char *err, size_t errlen)
+{
+    const char *end = NULL;
+    cJSON *c = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (c) return (gp_json *)c;
+    /* cJSON only tells where it stopped; turn that into a line and column. */
+    size_t at = end && end >= text ? (size_t)(end - text) : 0;
+    if (at > len) at = len;
+    int line = 1, col = 1;
+    for (size_t i = 0; i < at; i++) {
+        if (text[i] == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
+        }
+    }
+    if (err) {
+        if (len == 0)
+            snprintf(err, errlen, "empty document");
+        else if (at + 1 >= len) /* cJSON stops on the last character it read */
+            snprintf(err, errlen, "line %d, column %d: unexpected end of JSON", line, col);
+        else
+            snprintf(err, errlen, "line %d, column %d: invalid JSON near '%.12s'", line, col,
+                     text + at);
+    }
+    return NULL;
+}
+
+void gp_json_free(gp_json *j)
+{
+    cJSON_Delete((cJSON *)j);
+}
+
+int gp_json_type(const gp_json *j)
+{
+    const cJSON *c = gp_json_cj(j);
+    if (!c) return GP_JSON_MISSING;
+    if (cJSON_IsNull(c)) return GP_JSON_NULL;
+    if (cJSON_IsBool(c)) return GP_JSON_BOOL;
+    if (cJSON_IsNumber(c)) return GP_JSON_NUMBER;
+    if (cJSON_IsString(c)) return GP_JSON_STRING;
+    if (cJSON_IsArray(c)) return GP_JSON_ARRAY;
+    if (cJSON_IsObject(c)) return GP_JSON_OBJECT;
+    return GP_JSON_MISSING;
+}
+
+const gp_json *gp_json_get(const gp_json *obj, const char *key)
+{
+    const cJSON *c = gp_json_cj(obj);
+    if (!cJSON_IsObject(c) || !key) return NULL;
+    return gp_cj_json(cJSON_GetObjectItemCaseSensitive(c, key));
+}
+
+size_t gp_json_len(const gp_json *j)
+{
+    const cJSON *c = gp_json_cj(j);
+    if (!cJSON_IsArray(c) && !cJSON_IsObject(c)) return 0;
+    return (size_t)cJSON_GetArraySize(c);
+}
+
+const gp_json *gp_json_at(const gp_json *j, size_t i)
+{
+    const cJSON *c = gp_json_cj(j);
+    if (!cJSON_IsArray(c) && !cJSON_IsObject(c)) return NULL;
+    /* cJSON arrays are linked lists; walking is fine for the sizes vendors return. */
+    const cJSON *e = c->child;
+    while (e && i--)
+        e = e->next;
+    return gp_cj_json(e);
+}
+
+const char *gp_json_key(const gp_json *member)
+{
+    const cJSON *c = gp_json_cj(member);
+    return c ? c->string : NULL;
+}
+
+double gp_json_num(const gp_json *j)
+{
+    const cJSON *c = gp_json_cj(j);
+    if (cJSON_IsNumber(c)) return c->valuedouble;
+    if (cJSON_IsString(c) && c->valuestring && *c->valuestring) {
+        /* Vendors send numbers as strings ("102.0"); accept those, nothing else. */
+        char *end = NULL;
+        double v = strtod(c->valuestring, &end);
+        if (end && *end == '\0' && isfinite(v)) return v;
+    }
+    return NAN;
+}
+
+const char *gp_json_str(const gp_json *j)
+{
+    const cJSON *c = gp_json_cj(j);
+    return cJSON_IsString(c) ? c->valuestring : NULL;
+}
+
+int gp_json_bool(const gp_json *j, int dflt)
+{
+    const cJSON *c = gp_json_cj(j);
+    if (cJSON_IsBool(c)) return cJSON_IsTrue(c) ? 1 : 0;
+    return dflt;
+}
+
+char *gp_read_file(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    gp_str s = {0};
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
+        gp_str_append(&s, buf, n);
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad) {
+        gp_str_clear(&s);
+        errno = EIO;
+        return NULL;
+    }
+    if (!s.data) gp_str_puts(&s, "");
+    if (len) *len = s.len;
+    return s.data;
+}

@@ -1,0 +1,62 @@
+/*
+ * The `gp` library strategies see: helpers implemented in C so that strategies stay short.
+ */
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <string.h>
+
+#include "log.h"
+#include "lua_internal.h"
+
+static int parse_level(const char *name)
+{
+    static const struct {
+        const char *name;
+        int level;
+    } levels[] = {{"debug", GP_LOG_DEBUG},
+                  {"info", GP_LOG_INFO},
+                  {"warn", GP_LOG_WARN},
+                  {"error", GP_LOG_ERROR}};
+    for (size_t i = 0; i < sizeof levels / sizeof *levels; i++)
+        if (strcmp(name, levels[i].name) == 0) return levels[i].level;
+    return -1;
+}
+
+/* gp.log(level, fmt, ...): string.format semantics. Upvalue 1: the original string.format
+ * (the strategy may replace its own). */
+static int gp_log_fn(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    int level = parse_level(name);
+    if (level < 0)
+        return luaL_error(L, "gp.log: unknown level '%s' (debug, info, warn or error)", name);
+    luaL_checkstring(L, 2);
+    if (level > gp_log_level()) return 0; /* not printed: skip the formatting */
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 2);
+    /* Protected, so a bad format is reported at the strategy's line, not inside C. */
+    if (lua_pcall(L, n - 1, 1, 0) != LUA_OK)
+        return luaL_error(L, "gp.log: %s", lua_tostring(L, -1));
+    gp_log(level, gp_lua_owner(L)->name, "%s", lua_tostring(L, -1));
+    return 0;
+}
+
+void gp_lua_push_gp(lua_State *L)
+{
+    lua_createtable(L, 0, 8);
+    int gp = lua_gettop(L);
+
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_getfield(L, -1, LUA_STRLIBNAME);
+    lua_getfield(L, -1, "format");
+    lua_pushcclosure(L, gp_log_fn, 1);
+    lua_setfield(L, gp, "log");
+    lua_settop(L, gp);
+
+    /* Further helpers are added here as C functions on this table (CONTRACT.md, "The gp
+     * library"): gp.allocate(devices, total_w [, opts]), gp.cheapest(tariff, n_slots, from,
+     * to), gp.dearest(...), gp.plan(...). Each one takes plain Lua values, never ctx
+     * internals, so strategies and tests can call it with tables of their own. */
+}

@@ -1,0 +1,84 @@
+/* Path helpers. */
+#include "path.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "str.h"
+
+static char *normalise(const char *p)
+{
+    /* Split on '/', drop "." and empty parts, let ".." eat the previous part. */
+    size_t n = strlen(p);
+    char *copy = gp_xstrdup(p);
+    char **parts = gp_xmalloc((n / 2 + 2) * sizeof(char *));
+    size_t np = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, "/", &save); tok;
+         tok = strtok_r(NULL, "/", &save)) {
+        if (strcmp(tok, ".") == 0) continue;
+        if (strcmp(tok, "..") == 0) {
+            if (np && strcmp(parts[np - 1], "..") != 0)
+                np--;
+            else if (p[0] != '/')
+                parts[np++] = tok;
+            continue;
+        }
+        parts[np++] = tok;
+    }
+    gp_str out = {0};
+    if (p[0] == '/') gp_str_puts(&out, "/");
+    for (size_t i = 0; i < np; i++) {
+        if (i) gp_str_puts(&out, "/");
+        gp_str_puts(&out, parts[i]);
+    }
+    if (!out.len) gp_str_puts(&out, ".");
+    free(parts);
+    free(copy);
+    return out.data;
+}
+
+char *gp_path_resolve(const char *base_dir, const char *path)
+{
+    if (!path) return NULL;
+    if (path[0] == '/' || !base_dir || !*base_dir) return normalise(path);
+    gp_str s = {0};
+    gp_str_printf(&s, "%s/%s", base_dir, path);
+    char *r = normalise(gp_str_cstr(&s));
+    gp_str_clear(&s);
+    return r;
+}
+
+char *gp_path_dirname_abs(const char *file)
+{
+    char *abs;
+    if (file[0] == '/') {
+        abs = gp_xstrdup(file);
+    } else {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd)) strcpy(cwd, ".");
+        abs = gp_path_resolve(cwd, file);
+    }
+    char *slash = strrchr(abs, '/');
+    if (slash == abs)
+        abs[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    char *r = normalise(abs);
+    free(abs);
+    return r;
+}
+
+int gp_path_is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, R_OK) == 0;
+}
+
+int gp_path_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}

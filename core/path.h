@@ -1,0 +1,14 @@
+/* Paths relative to a base folder. */
+#ifndef GP_PATH_H
+#define GP_PATH_H
+
+/* `path` if absolute, else base_dir/path, lexically normalised ("a/./b/../c" -> "a/c").
+ * malloc'd; caller frees. */
+char *gp_path_resolve(const char *base_dir, const char *path);
+/* The folder of a file path as an absolute path (malloc'd). */
+char *gp_path_dirname_abs(const char *file);
+/* Is it a readable regular file / an existing folder? */
+int gp_path_is_file(const char *path);
+int gp_path_is_dir(const char *path);
+
+#endif
