@@ -90,8 +90,13 @@ void gp_adapter_close(gp_hctx *h)
     gp_timer_stop(h->retry_timer);
     gp_timer_stop(h->poll_timer);
     gp_timer_stop(h->start_timer);
-    h->retry_timer = h->poll_timer = h->start_timer = NULL;
+    gp_timer_stop(h->settle_timer);
+    h->retry_timer = h->poll_timer = h->start_timer = h->settle_timer = NULL;
+    gp_timer_stop(h->login_timer);
+    h->login_timer = NULL;
+    free(h->login_msg);
     if (h->rt && gp_rt_http(h->rt)) gp_http_cancel_owner(gp_rt_http(h->rt), h);
+    gp_host_stop_timers(h); /* as the ABI promises: before destroy() */
     if (h->inst) h->plugin.desc.destroy(h->inst);
     gp_loader_close(&h->plugin);
     for (size_t i = 0; i < h->n_owned; i++)
@@ -256,26 +261,26 @@ void gp_adapter_read_done(gp_hctx *h, uint64_t op, const gp_result *r)
 
 /* ---- login ---------------------------------------------------------------------------- */
 
-int gp_adapter_login(gp_hctx *h)
+/*
+ * A login runs in three steps, each from the loop so that no plugin call is re-entered: the
+ * plugin's login() is called from a timer (not from inside the read or HTTP callback that
+ * found the session expired); its login_done() (or the deadline) only records the outcome;
+ * a timer then replays what waited for it.
+ */
+static void login_settle(void *ud)
 {
-    if (!h->plugin.desc.login || h->state == GP_AD_CLOSING) return -1;
-    if (h->logging_in) return 0;
-    h->logging_in = 1;
-    h->plugin.desc.login(h->inst);
-    return 0;
-}
-
-void gp_adapter_login_done(gp_hctx *h, const gp_result *r)
-{
-    if (!h->logging_in) return;
+    gp_hctx *h = ud;
+    h->login_timer = NULL;
     h->logging_in = 0;
-    int ok = r->status == GP_DONE;
-    if (!ok) gp_err(h->cfg->id, "login failed: %s", r->message ? r->message : "(no message)");
-    /* Reads waiting for the login: replay (once) or give up. */
+    int ok = h->login_ok;
+    char *msg = h->login_msg;
+    h->login_msg = NULL;
+    if (!ok) gp_err(h->cfg->id, "login failed: %s", msg ? msg : "(no message)");
+    /* Reads waiting for the login: replay them (once) or give up. */
     for (size_t i = h->n_reads; i-- > 0;) {
-        if (i >= h->n_reads || !h->reads[i].replayed) continue;
+        if (i >= h->n_reads || h->reads[i].replayed != 1) continue;
         if (ok) {
-            h->reads[i].replayed = 2; /* replayed: a second AUTH failure is final */
+            h->reads[i].replayed = 2; /* a second AUTH failure is final */
             issue_read(h, h->reads[i].op, h->reads[i].first, h->reads[i].count);
         } else {
             gp_result fail = {.size = sizeof fail,
@@ -286,7 +291,51 @@ void gp_adapter_login_done(gp_hctx *h, const gp_result *r)
             gp_adapter_read_done(h, h->reads[i].op, &fail);
         }
     }
-    gp_dispatch_login_done(gp_rt_dispatch(h->rt), h->index, ok, r->message, gp_now_ms());
+    gp_dispatch_login_done(gp_rt_dispatch(h->rt), h->index, ok, msg, gp_now_ms());
+    free(msg);
+}
+
+static void login_answered(gp_hctx *h, int ok, const char *message)
+{
+    if (!h->logging_in || h->login_answered) return; /* late, or after the deadline */
+    h->login_answered = 1;
+    h->login_ok = ok;
+    h->login_msg = gp_xstrdup(message);
+    gp_timer_stop(h->login_timer);
+    h->login_timer = gp_timer_start(0, login_settle, h);
+}
+
+static void login_deadline(void *ud)
+{
+    gp_hctx *h = ud;
+    h->login_timer = NULL;
+    char msg[96], dur[32];
+    gp_format_duration(2 * h->cfg->timeout_ms, dur, sizeof dur);
+    snprintf(msg, sizeof msg, "login did not finish within %s", dur);
+    login_answered(h, 0, msg);
+}
+
+static void login_start(void *ud)
+{
+    gp_hctx *h = ud;
+    /* A login is one or two requests; twice the request timeout is plenty. */
+    h->login_timer = gp_timer_start((double)h->cfg->timeout_ms * 2 / 1000.0, login_deadline, h);
+    h->plugin.desc.login(h->inst);
+}
+
+int gp_adapter_login(gp_hctx *h)
+{
+    if (!h->plugin.desc.login || h->state == GP_AD_CLOSING) return -1;
+    if (h->logging_in) return 0;
+    h->logging_in = 1;
+    h->login_answered = 0;
+    h->login_timer = gp_timer_start(0, login_start, h);
+    return 0;
+}
+
+void gp_adapter_login_done(gp_hctx *h, const gp_result *r)
+{
+    login_answered(h, r->status == GP_DONE, r->message);
 }
 
 /* ---- commands and tasks --------------------------------------------------------------- */

@@ -30,11 +30,12 @@ static const char usage_text[] =
     "DURATION: 500ms, 30s, 5m, 1h, 1d. Exit status: 0 ok, 1 runtime failure, 2 usage or "
     "configuration error.\n";
 
+/* One line, as every error: what is wrong, and where to read more. */
 static int usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "gridpilot: ");
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s", usage_text);
+    fprintf(stderr, " (see gridpilot --help)\n");
     return 2;
 }
 
@@ -111,8 +112,8 @@ static int parse_opts(int argc, char **argv, const char *cmd, const char *allowe
         char key[32];
         snprintf(key, sizeof key, ",%s,", name);
         if (!strstr(allowed, key)) {
-            fprintf(stderr, "gridpilot %s: option '%s' does not apply\n%s", cmd, argv[optind - 1],
-                    usage_text);
+            fprintf(stderr, "gridpilot %s: option '%s' does not apply (see gridpilot --help)\n",
+                    cmd, argv[optind - 1]);
             return 2;
         }
     }
@@ -123,7 +124,7 @@ static int parse_opts(int argc, char **argv, const char *cmd, const char *allowe
 static int need_config(const opts *o, const char *cmd)
 {
     if (o->config) return 0;
-    fprintf(stderr, "gridpilot %s: -c FILE is required\n%s", cmd, usage_text);
+    fprintf(stderr, "gridpilot %s: -c FILE is required (see gridpilot --help)\n", cmd);
     return 2;
 }
 
@@ -143,8 +144,9 @@ static int cmd_run(int argc, char **argv)
     gp_run_opts ro = {o.config, o.dry_run, o.once, 0};
     if (o.for_text) {
         char err[200];
-        if (gp_parse_duration_ms(o.for_text, &ro.for_ms, err, sizeof err) != 0 || ro.for_ms <= 0)
+        if (gp_parse_duration_ms(o.for_text, &ro.for_ms, err, sizeof err) != 0)
             return usage_error("--for: %s", err);
+        if (ro.for_ms <= 0) return usage_error("--for: %s must be longer than 0", o.for_text);
     }
     if (o.once && o.for_text) return usage_error("%s", "--once and --for do not go together");
     return gp_daemon_run(&ro);
@@ -166,6 +168,7 @@ static int cmd_check(int argc, char **argv)
         for (size_t i = 0; i < cfg->n_adapters; i++) {
             const gp_adapter_cfg *ac = &cfg->adapters[i];
             if (!ac->id || !ac->plugin) continue; /* already reported */
+            if (ac->config_invalid) continue;     /* reported; asking the plugin adds noise */
             gp_hctx *h = gp_adapter_open(NULL, (unsigned)i, ac, cfg->dir, path, &d);
             if (h) {
                 plugins++;
@@ -350,13 +353,20 @@ static int cmd_tasks(int argc, char **argv)
         gp_str_clear(&names);
         return 2;
     }
+    /* Reading the journal needs only state_dir: a config with other problems (a missing
+     * strategy file, an unset secret) must not hide what the daemon did. */
     gp_diag d = {0};
-    gp_config *cfg = gp_config_load(o.config, 0, &d);
-    if (!cfg) {
+    gp_config *cfg = gp_config_load(o.config, 1, &d);
+    int bad = !cfg;
+    for (size_t i = 0; cfg && i < d.n; i++)
+        bad |= strncmp(d.lines[i], "state_dir", 9) == 0;
+    if (bad) {
         gp_diag_print(&d, o.config);
         gp_diag_clear(&d);
+        gp_config_free(cfg);
         return 2;
     }
+    gp_diag_clear(&d);
     char err[512];
     gp_journal *j = gp_journal_open(cfg->state_dir, 1, err, sizeof err);
     tasks_out t = {o.json, 0};

@@ -29,6 +29,12 @@ static void check_keys(const cJSON *obj, const char *path, const char *const *al
                        const char *const *secrets, gp_diag *d)
 {
     for (const cJSON *m = obj->child; m; m = m->next) {
+        if (gp_json_repeated_key((const gp_json *)obj, (const gp_json *)m)) {
+            char p[512];
+            gp_config_path(p, sizeof p, path, m->string, -1);
+            gp_diag_add(d, p, "given twice (only one is used: remove the other)");
+            continue;
+        }
         int ok = 0;
         for (const char *const *a = allowed; *a && !ok; a++)
             ok = strcmp(m->string, *a) == 0;
@@ -235,6 +241,7 @@ static void parse_adapter(ctx *c, gp_config *cfg, const cJSON *a, int i)
     if (conf && !cJSON_IsObject(conf)) {
         gp_diag_add(c->d, "", "%s.config: must be an object", path);
         conf = NULL;
+        ad->config_invalid = 1;
     }
     ad->config = conf;
     ad->poll_ms = get_duration(c, a, path, "poll", 60000, 100);
@@ -344,6 +351,10 @@ static void parse(ctx *c, gp_config *cfg, const cJSON *root)
 gp_config *gp_config_load(const char *path, int partial, gp_diag *d)
 {
     size_t before = d->n, len = 0;
+    if (gp_path_is_dir(path)) {
+        gp_diag_add(d, "", "is a folder, not a configuration file");
+        return NULL;
+    }
     char *text = gp_read_file(path, &len);
     if (!text) {
         gp_diag_add(d, "", "cannot read: %s", strerror(errno));

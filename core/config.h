@@ -19,7 +19,8 @@ typedef struct gp_adapter_cfg {
     char *id;                   /* unique, [A-Za-z0-9_.-]+ */
     char *plugin;               /* plugin name */
     const struct cJSON *config; /* the plugin's own object (borrowed from the document);
-                                   an empty object when absent */
+                               NULL when absent */
+    int config_invalid;         /* `config` was given but is not an object (reported) */
     int64_t poll_ms;            /* telemetry period */
     int64_t task_poll_ms;       /* 0 = the plugin's default */
     int64_t timeout_ms;         /* default HTTP timeout */

@@ -25,13 +25,14 @@ struct gp_rt {
     gp_journal *journal;
     gp_http *http;
     gp_dispatch *dispatch;
+    gp_deferred *deferred;
     gp_strategy *strategy;
     gp_tariff *tariff;
     gp_hctx **ad;
     size_t n_ad;
     uint8_t *settled; /* per adapter: discovery failed, or first read finished */
     int phase, ready, ticked, exit_code;
-    gp_timer *tick_timer, *sweep_timer, *for_timer, *deadline;
+    gp_timer *tick_timer, *sweep_timer, *for_timer, *deadline, *ready_timer, *startup_timer;
     ev_signal sig_int, sig_term, sig_hup;
     uint64_t ticks;
 };
@@ -41,6 +42,10 @@ struct gp_rt {
 gp_dispatch *gp_rt_dispatch(struct gp_rt *rt)
 {
     return rt->dispatch;
+}
+gp_deferred *gp_rt_deferred(struct gp_rt *rt)
+{
+    return rt->deferred;
 }
 gp_fleet *gp_rt_fleet(struct gp_rt *rt)
 {
@@ -64,31 +69,44 @@ int gp_rt_dry_run(const struct gp_rt *rt)
 static void io_send(void *ud, unsigned a, const gp_cmd *cmds, size_t n)
 {
     struct gp_rt *rt = ud;
-    gp_adapter_send(rt->ad[a], cmds, n);
+    if (rt->ad[a]) gp_adapter_send(rt->ad[a], cmds, n);
 }
 
 static void io_poll(void *ud, unsigned a, const gp_task *tasks, size_t n)
 {
     struct gp_rt *rt = ud;
-    gp_adapter_poll_tasks(rt->ad[a], tasks, n);
+    if (rt->ad[a]) gp_adapter_poll_tasks(rt->ad[a], tasks, n);
 }
 
 static int io_login(void *ud, unsigned a)
 {
     struct gp_rt *rt = ud;
-    return gp_adapter_login(rt->ad[a]);
+    return rt->ad[a] ? gp_adapter_login(rt->ad[a]) : -1;
 }
 
 static uint32_t io_flags(void *ud, unsigned a)
 {
     struct gp_rt *rt = ud;
-    return rt->ad[a]->plugin.desc.flags;
+    return rt->ad[a] ? rt->ad[a]->plugin.desc.flags : 0;
+}
+
+static void finish(struct gp_rt *rt);
+
+static void io_fatal(void *ud, const char *why)
+{
+    struct gp_rt *rt = ud;
+    gp_err("core",
+           "the journal cannot be written (%s): stopping; nothing was sent that is not "
+           "journaled, and the next start resumes from the journal",
+           why);
+    rt->exit_code = 1;
+    finish(rt);
 }
 
 static int64_t io_task_poll_ms(void *ud, unsigned a)
 {
     struct gp_rt *rt = ud;
-    return gp_adapter_task_poll_ms(rt->ad[a]);
+    return rt->ad[a] ? gp_adapter_task_poll_ms(rt->ad[a]) : 0;
 }
 
 static void reload(struct gp_rt *rt);
@@ -185,17 +203,8 @@ static void fmt_kw(char *buf, size_t len, double w)
 
 static void log_strategy_error(const char *err)
 {
-    /* The first line says what went wrong; the traceback follows line by line. */
-    const char *p = err;
-    int first = 1;
-    while (*p) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        gp_log(GP_LOG_ERROR, "strategy", "%s%.*s",
-               first ? "error, nothing dispatched this tick: " : "  ", (int)len, p);
-        first = 0;
-        p += len + (nl ? 1 : 0);
-    }
+    /* One event: the error and its traceback (one JSON record, or prefixed text lines). */
+    gp_err("strategy", "error, nothing dispatched this tick: %s", err);
 }
 
 static void do_tick(struct gp_rt *rt)
@@ -267,6 +276,12 @@ static void sweep_cb(void *ud)
     if ((rt->o.once && rt->ticked && rt->phase != RT_STOPPING) || rt->phase == RT_STOPPING) {
         if (!unsettled) {
             if (rt->o.once && rt->phase != RT_STOPPING) {
+                size_t failed = gp_dispatch_failures(rt->dispatch);
+                if (failed) {
+                    gp_warn("core", "%zu command(s) failed or got no answer (see gridpilot tasks)",
+                            failed);
+                    rt->exit_code = 1;
+                }
                 size_t p = gp_dispatch_pending_tasks(rt->dispatch);
                 if (p)
                     gp_info("core", "%zu vendor task(s) still pending; the next run polls them", p);
@@ -299,19 +314,49 @@ static void on_ready(struct gp_rt *rt)
     rt->tick_timer = gp_timer_start(0, tick_cb, rt);
 }
 
-static void check_ready(struct gp_rt *rt)
+static void ready_cb(void *ud)
 {
-    if (rt->ready) return;
-    for (size_t i = 0; i < rt->n_ad; i++)
-        if (!rt->settled[i]) return;
+    struct gp_rt *rt = ud;
+    rt->ready_timer = NULL;
+    gp_timer_stop(rt->startup_timer);
+    rt->startup_timer = NULL;
     on_ready(rt);
 }
 
-void gp_rt_adapter_discovered(struct gp_rt *rt, struct gp_hctx *h, int ok)
+/* Every adapter found its devices and read them once (or failed): the first tick may run.
+ * From the loop, never from inside the plugin call that settled the last adapter. */
+static void check_ready(struct gp_rt *rt)
 {
-    if (ok) {
+    if (rt->ready || rt->ready_timer) return;
+    for (size_t i = 0; i < rt->n_ad; i++)
+        if (!rt->settled[i]) return;
+    rt->ready_timer = gp_timer_start(0, ready_cb, rt);
+}
+
+/* An adapter whose discovery or first read never finishes must not hold the others back. */
+static void startup_deadline_cb(void *ud)
+{
+    struct gp_rt *rt = ud;
+    rt->startup_timer = NULL;
+    for (size_t i = 0; i < rt->n_ad; i++) {
+        if (rt->settled[i]) continue;
+        gp_warn(rt->cfg->adapters[i].id,
+                "no devices read yet; starting without it (it joins when it answers)");
+        rt->settled[i] = 1;
+        if (rt->o.once) rt->exit_code = 1;
+    }
+    check_ready(rt);
+}
+
+static void after_discovery(void *ud)
+{
+    gp_hctx *h = ud;
+    struct gp_rt *rt = h->rt;
+    h->settle_timer = NULL;
+    if (rt->phase == RT_DONE) return;
+    if (h->state == GP_AD_READY) {
         gp_dispatch_restore(rt->dispatch, h->index, gp_now_ms());
-        if (rt->phase == RT_RUNNING || rt->phase == RT_STARTING) gp_adapter_begin_polling(h);
+        if (rt->phase == RT_RUNNING) gp_adapter_begin_polling(h);
         return;
     }
     if (rt->o.once)
@@ -320,6 +365,15 @@ void gp_rt_adapter_discovered(struct gp_rt *rt, struct gp_hctx *h, int ok)
         gp_adapter_retry_discovery(h);
     rt->settled[h->index] = 1;
     check_ready(rt);
+}
+
+void gp_rt_adapter_discovered(struct gp_rt *rt, struct gp_hctx *h, int ok)
+{
+    (void)rt;
+    (void)ok; /* h->state says it */
+    /* Restoring sends commands: do it from the loop, not inside the plugin's discover(). */
+    gp_timer_stop(h->settle_timer);
+    h->settle_timer = gp_timer_start(0, after_discovery, h);
 }
 
 void gp_rt_adapter_read(struct gp_rt *rt, struct gp_hctx *h)
@@ -371,8 +425,15 @@ static void reload(struct gp_rt *rt)
 
 static void free_rt(struct gp_rt *rt)
 {
-    for (size_t i = 0; i < rt->n_ad; i++)
-        gp_adapter_close(rt->ad[i]);
+    /* Results that arrived in the last loop iteration, while every adapter is still open. */
+    if (rt->deferred) gp_deferred_apply(rt->deferred);
+    for (size_t i = 0; i < rt->n_ad; i++) {
+        gp_hctx *h = rt->ad[i];
+        rt->ad[i] = NULL; /* nothing is sent to an adapter being closed */
+        gp_adapter_close(h);
+    }
+    /* What plugins reported or stored while closing still reaches the journal. */
+    gp_deferred_free(rt->deferred);
     gp_timer_stop_all();
     free(rt->ad);
     free(rt->settled);
@@ -425,22 +486,12 @@ int gp_daemon_run(const gp_run_opts *o)
     rt->n_ad = rt->cfg->n_adapters;
     rt->ad = gp_xcalloc(rt->n_ad ? rt->n_ad : 1, sizeof(gp_hctx *));
     rt->settled = gp_xcalloc(rt->n_ad ? rt->n_ad : 1, 1);
-    char **path = gp_loader_search_path(rt->cfg->plugin_path, rt->cfg->n_plugin_path);
     for (size_t i = 0; i < rt->n_ad; i++) {
         const gp_adapter_cfg *ac = &rt->cfg->adapters[i];
         /* Telemetry is stale after three missed polls (at least 30 s). */
         int64_t stale = 3 * ac->poll_ms > 30000 ? 3 * ac->poll_ms : 30000;
         gp_fleet_add_adapter(rt->fleet, ac->id, stale);
-        rt->ad[i] = gp_adapter_open(rt, (unsigned)i, ac, rt->cfg->dir, path, &d);
     }
-    gp_loader_free_path(path);
-    if (d.n) {
-        gp_diag_print(&d, o->config);
-        gp_diag_clear(&d);
-        free_rt(rt);
-        return 2;
-    }
-
     gp_dispatch_opts dopts = {
         .dry_run = o->dry_run,
         .site_import_w = rt->cfg->site_import_w,
@@ -448,9 +499,22 @@ int gp_daemon_run(const gp_run_opts *o)
         .max_attempts = rt->cfg->max_attempts,
         .command_timeout_ms = rt->cfg->command_timeout_ms,
     };
-    gp_dispatch_io io = {rt, io_send, io_poll, io_login, io_flags, io_task_poll_ms};
+    gp_dispatch_io io = {rt, io_send, io_poll, io_login, io_flags, io_task_poll_ms, io_fatal};
     rt->dispatch = gp_dispatch_new(rt->fleet, rt->journal, &dopts, &io);
+    rt->deferred = gp_deferred_new(rt->dispatch, rt->journal);
     rt->http = gp_http_new(gp_loop());
+
+    /* Plugins may read their persisted state (kv) when created. */
+    char **path = gp_loader_search_path(rt->cfg->plugin_path, rt->cfg->n_plugin_path);
+    for (size_t i = 0; i < rt->n_ad; i++)
+        rt->ad[i] = gp_adapter_open(rt, (unsigned)i, &rt->cfg->adapters[i], rt->cfg->dir, path, &d);
+    gp_loader_free_path(path);
+    if (d.n) {
+        gp_diag_print(&d, o->config);
+        gp_diag_clear(&d);
+        free_rt(rt);
+        return 2;
+    }
 
     if (rt->cfg->has_api)
         gp_warn("core", "api: the HTTP API is not part of this version yet; ignoring it");
@@ -474,6 +538,8 @@ int gp_daemon_run(const gp_run_opts *o)
     for (size_t i = 0; i < rt->n_ad; i++)
         gp_adapter_start(rt->ad[i]);
     rt->sweep_timer = gp_timer_start(1.0, sweep_cb, rt);
+    rt->startup_timer =
+        gp_timer_start((double)rt->cfg->command_timeout_ms / 1000.0, startup_deadline_cb, rt);
     if (o->for_ms > 0) rt->for_timer = gp_timer_start((double)o->for_ms / 1000.0, for_cb, rt);
 
     ev_run(gp_loop(), 0);

@@ -16,6 +16,8 @@
  * vendor cannot tell half a watt apart anyway. */
 #define SAME_W   0.5
 #define SAME_PCT 0.05
+/* The longest duration a command may ask for (31 days). */
+#define MAX_DURATION_S (31u * 86400u)
 
 enum phase {
     PH_SENT = 0, /* handed to the adapter, waiting for command_result */
@@ -61,9 +63,15 @@ struct gp_dispatch {
     size_t n_out;
     uint8_t *logging_in; /* per adapter */
     size_t n_expiring;   /* slots with expires_ms set (skip the scan when 0) */
-    undo *undo;
+    int depth;           /* nesting of enter()/leave(): the outermost batch commits */
+    int commit_failed;   /* the last outermost commit failed */
+    int begin_failed;    /* the journal could not open the batch's transaction */
+    size_t n_failures;   /* commands that ended failed or timeout in this process */
+    int odd_results;     /* results for ids not waiting for one (warned about a few times) */
+    undo *undo;          /* slot changes of the open batch, undone if its commit fails */
     size_t n_undo, cap_undo;
-    int recording_undo;
+    uint64_t *created; /* live records added in the open batch */
+    size_t n_created, cap_created;
     int quiet_now; /* this submit is large: per-command lines at debug only */
     gp_idmap last; /* submit: (device, slot) -> index of its last command */
     uint64_t rng;
@@ -174,7 +182,7 @@ static void set_expiry(gp_dispatch *d, gp_slot *s, int64_t at)
 
 static void remember(gp_dispatch *d, uint32_t dev, int slot)
 {
-    if (!d->recording_undo) return;
+    if (!d->depth) return;
     if (d->n_undo == d->cap_undo) {
         d->cap_undo = d->cap_undo ? d->cap_undo * 2 : 64;
         d->undo = gp_xrealloc(d->undo, d->cap_undo * sizeof(undo));
@@ -221,6 +229,13 @@ static live *live_add(gp_dispatch *d, uint64_t id, uint32_t dev, int slot)
     l->prev.queued.soc_target = NAN;
     gp_idmap_put(&d->index, id, (uint32_t)d->n_lives);
     d->n_lives++;
+    if (d->depth) {
+        if (d->n_created == d->cap_created) {
+            d->cap_created = d->cap_created ? d->cap_created * 2 : 64;
+            d->created = gp_xrealloc(d->created, d->cap_created * sizeof(uint64_t));
+        }
+        d->created[d->n_created++] = id;
+    }
     return l;
 }
 
@@ -250,7 +265,7 @@ static void outbox_push(gp_dispatch *d, const live *l)
         .id = l->id,
         .target = {l->dev, dev->local, gp_fleet_vendor(d->fleet, l->dev)},
         .kind = (gp_cmd_kind)l->cmd.kind,
-        .value = l->cmd.value,
+        .value = l->cmd.kind == GP_CMD_RELEASE ? 0 : l->cmd.value,
         .soc_target = l->cmd.soc_target,
         .duration_s = l->cmd.duration_s,
         .attempt = l->attempts,
@@ -273,6 +288,61 @@ static void flush(gp_dispatch *d)
         d->io.send(d->io.ud, (unsigned)a, cmds, n);
         free(cmds);
     }
+}
+
+/* Every public entry point runs between enter() and leave(). The journal writes of the
+ * outermost batch commit together, and commands go out only after that commit: a command
+ * is on disk before it leaves (write-ahead). If the commit fails, nothing goes out and the
+ * batch's slot changes and new records are undone. */
+static void enter(gp_dispatch *d)
+{
+    if (d->depth++ == 0) {
+        d->begin_failed = gp_journal_begin(d->journal) != 0;
+        d->n_undo = d->n_created = 0;
+    }
+}
+
+static void leave(gp_dispatch *d)
+{
+    if (--d->depth > 0) return;
+    d->commit_failed = gp_journal_commit(d->journal) != 0 || d->begin_failed;
+    if (d->commit_failed) {
+        size_t dropped = 0;
+        for (size_t a = 0; a < d->n_out; a++) {
+            dropped += d->out[a].n;
+            d->out[a].n = 0;
+        }
+        gp_err("dispatch", "journal commit failed, %zu command(s) not sent: %s", dropped,
+               gp_journal_error(d->journal));
+        for (size_t i = 0; i < d->n_created; i++) {
+            live *l = live_find(d, d->created[i]);
+            if (l) live_remove(d, l);
+        }
+        for (size_t u = d->n_undo; u-- > 0;) {
+            gp_slot *s = &gp_fleet_dev(d->fleet, d->undo[u].dev)->slot[d->undo[u].slot];
+            if (s->expires_ms && d->n_expiring) d->n_expiring--;
+            *s = d->undo[u].before;
+            if (s->expires_ms) d->n_expiring++;
+        }
+    }
+    d->n_undo = d->n_created = 0;
+    if (!d->commit_failed) {
+        flush(d);
+    } else if (d->io.fatal) {
+        /* The journal is the source of truth: without it nothing can be followed safely.
+         * Stop; a restart resumes from what was committed. */
+        d->io.fatal(d->io.ud, gp_journal_error(d->journal));
+    }
+}
+
+void gp_dispatch_batch_begin(gp_dispatch *d)
+{
+    enter(d);
+}
+
+void gp_dispatch_batch_end(gp_dispatch *d)
+{
+    leave(d);
 }
 
 static void log_cmd(gp_dispatch *d, uint32_t dev, uint64_t id, const gp_cmdval *c, const char *what)
@@ -390,9 +460,12 @@ static int validate(gp_dispatch *d, const gp_intent *in, const char *origin, siz
         if (f & GP_IF_DURATION) {
             if (!isfinite(in->duration_s) || in->duration_s < 0)
                 bad = "duration_s must be a number >= 0";
+            else if (in->duration_s > 0 && in->duration_s < 1)
+                bad = "duration_s must be 0 (until replaced) or at least 1 second";
+            else if (in->duration_s > MAX_DURATION_S)
+                c.duration_s = MAX_DURATION_S; /* reported with the clamps below */
             else
-                c.duration_s =
-                    in->duration_s > 31 * 86400.0 ? 31 * 86400u : (uint32_t)(in->duration_s + 0.5);
+                c.duration_s = (uint32_t)(in->duration_s + 0.5);
         }
         if (f & GP_IF_SOC_TARGET) {
             need |= GP_CAP_SOC_TARGET;
@@ -431,6 +504,9 @@ static int validate(gp_dispatch *d, const gp_intent *in, const char *origin, siz
     }
     /* Clamp to the device's limits. */
     note[0] = '\0';
+    if (c.kind == GP_CMD_SETPOINT && (f & GP_IF_DURATION) && in->duration_s > MAX_DURATION_S)
+        snprintf(note, sizeof note, "duration_s %.6g clamped to %u (31 days)", in->duration_s,
+                 MAX_DURATION_S);
     if (c.kind == GP_CMD_SETPOINT) {
         double lo = isfinite(dev->max_charge_w) ? -dev->max_charge_w : -INFINITY;
         double hi = isfinite(dev->max_discharge_w) ? dev->max_discharge_w : INFINITY;
@@ -442,7 +518,9 @@ static int validate(gp_dispatch *d, const gp_intent *in, const char *origin, siz
         }
         if (c.value < lo || c.value > hi) {
             double to = c.value < lo ? lo : hi;
-            snprintf(note, sizeof note, "setpoint %.0f W clamped to %.0f W (%s)", c.value, to,
+            size_t at0 = strlen(note);
+            snprintf(note + at0, sizeof note - at0, "%ssetpoint %.6g W clamped to %.0f W (%s)",
+                     at0 ? "; " : "", c.value, to,
                      c.value < lo
                          ? (lo == 0 ? "a PV output cap cannot be negative" : "max_charge_w")
                          : "max_discharge_w");
@@ -478,7 +556,7 @@ static void clamp_site(gp_dispatch *d, accepted *acc, size_t n, int *clamped)
     if (!isfinite(d->o.site_import_w) && !isfinite(d->o.site_export_w)) return;
     gp_site site;
     gp_fleet_site(d->fleet, &site);
-    double grid = site.grid_w, up = 0, down = 0;
+    double grid = isfinite(site.grid_w) ? site.grid_w : 0, up = 0, down = 0;
     for (size_t i = 0; i < n; i++) {
         if (acc[i].cmd.kind != GP_CMD_SETPOINT) continue;
         const gp_device *dev = gp_fleet_cdev(d->fleet, acc[i].dev);
@@ -563,7 +641,11 @@ static int place(gp_dispatch *d, const accepted *a, const char *origin, int64_t 
         if (r) r->id = s->id;
         return GP_SUBMIT_UNCHANGED; /* nothing to release */
     }
-    if (slot_in_force(s, a->slot) && same_cmd(&s->cmd, c)) {
+    /* A vendor that ends timed setpoints itself cannot be told "longer": re-asserting one
+     * sends it again once half its time has run out, so it never lapses between ticks. */
+    int refresh = c->duration_s && s->state == GP_JS_ACCEPTED && (flags & GP_PF_NATIVE_DURATION) &&
+                  s->expires_ms && s->expires_ms - now < (int64_t)c->duration_s * 500;
+    if (slot_in_force(s, a->slot) && same_cmd(&s->cmd, c) && !refresh) {
         remember(d, a->dev, a->slot);
         /* The strategy changed its mind back: what was queued is no longer wanted. */
         cancel_queued(d, s, "superseded: the command in force was asked for again", now);
@@ -639,10 +721,8 @@ size_t gp_dispatch_submit(gp_dispatch *d, const gp_intent *in, size_t n, const c
         gp_idmap_put(&d->last, (uint64_t)acc[k].dev * GP_SLOT_N + (uint64_t)acc[k].slot + 1,
                      (uint32_t)k);
 
-    d->recording_undo = 1;
-    d->n_undo = 0;
-    size_t first_live = d->n_lives;
-    gp_journal_begin(d->journal);
+    int outer = d->depth == 0;
+    enter(d);
     size_t journaled = 0;
     for (size_t k = 0; k < n_acc; k++) {
         gp_submit_result *r = res ? &res[acc[k].intent] : NULL;
@@ -678,20 +758,12 @@ size_t gp_dispatch_submit(gp_dispatch *d, const gp_intent *in, size_t n, const c
             st.failed++;
         }
     }
-    if (gp_journal_commit(d->journal) != 0) {
-        /* Nothing may leave that is not on disk: undo this submit's slot changes. */
-        gp_err("dispatch", "journal commit failed, %zu commands not sent: %s", journaled,
-               gp_journal_error(d->journal));
-        while (d->n_lives > first_live)
-            live_remove(d, &d->lives[d->n_lives - 1]);
-        for (size_t u = d->n_undo; u-- > 0;) {
-            gp_slot *s = &gp_fleet_dev(d->fleet, d->undo[u].dev)->slot[d->undo[u].slot];
-            if (s->expires_ms && d->n_expiring) d->n_expiring--;
-            *s = d->undo[u].before;
-            if (s->expires_ms) d->n_expiring++;
-        }
-        for (size_t a = 0; a < d->n_out; a++)
-            d->out[a].n = 0;
+    d->quiet_now = 0;
+    gp_idmap_clear(&d->last);
+    free(acc);
+    leave(d);
+    if (outer && d->commit_failed) {
+        /* Nothing left that is not on disk; say so for each command. */
         if (res)
             for (size_t i = 0; i < n; i++)
                 if (res[i].outcome == GP_SUBMIT_SENT || res[i].outcome == GP_SUBMIT_QUEUED ||
@@ -701,11 +773,6 @@ size_t gp_dispatch_submit(gp_dispatch *d, const gp_intent *in, size_t n, const c
         st.sent = st.queued = st.dry_run = 0;
         journaled = 0;
     }
-    d->recording_undo = 0;
-    d->quiet_now = 0;
-    gp_idmap_clear(&d->last);
-    free(acc);
-    flush(d);
     if (stats) *stats = st;
     return journaled;
 }
@@ -716,7 +783,10 @@ size_t gp_dispatch_submit(gp_dispatch *d, const gp_intent *in, size_t n, const c
 static void run_queued(gp_dispatch *d, uint32_t devi, int slot, int64_t now)
 {
     gp_slot *s = &gp_fleet_dev(d->fleet, devi)->slot[slot];
-    if (!s->queued_id || slot_busy(s)) return;
+    if (!s->queued_id) return;
+    /* A release does not wait for a running vendor task: it is how the task is stopped. */
+    int preempt = s->queued.kind == GP_CMD_RELEASE && s->state == GP_JS_PENDING;
+    if (slot_busy(s) && !preempt) return;
     uint64_t id = s->queued_id;
     gp_cmdval c = s->queued;
     s->queued_id = 0;
@@ -806,20 +876,58 @@ static void abandon(gp_dispatch *d, live *l, gp_jstate state, const char *why, i
     uint32_t devi = l->dev;
     int slot = l->slot;
     gp_journal_transition(d->journal, l->id, state, now, why);
-    restore_prev(d, l);
+    d->n_failures++;
+    gp_slot *s = &gp_fleet_dev(d->fleet, devi)->slot[slot];
+    if (state == GP_JS_TIMEOUT && s->id == l->id && l->prev.state != GP_JS_PENDING) {
+        /* No answer: the vendor may or may not have applied it. Nothing is known to be in
+         * force, so the next decision is sent whatever it is. (A running task, by contrast,
+         * keeps being polled and tells us itself.) */
+        if (l->prev.id && l->prev.state == GP_JS_ACCEPTED) {
+            char note[96];
+            snprintf(note, sizeof note, "state unknown after #%llu got no answer",
+                     (unsigned long long)l->id);
+            gp_journal_transition(d->journal, l->prev.id, GP_JS_DONE, now, note);
+        }
+        clear_slot(d, s);
+    } else {
+        restore_prev(d, l);
+    }
     live_remove(d, l);
     run_queued(d, devi, slot, now);
+}
+
+/* Ask adapter a to log in again (once at a time); gp_dispatch_login_done follows. */
+static void start_login(gp_dispatch *d, unsigned a, int64_t now)
+{
+    if (!d->io.login || d->logging_in[a]) return;
+    d->logging_in[a] = 1;
+    gp_info("dispatch", "%s: authentication expired; logging in again",
+            gp_fleet_adapter_id(d->fleet, a));
+    if (d->io.login(d->io.ud, a) != 0) {
+        d->logging_in[a] = 0;
+        gp_dispatch_login_done(d, a, 0, "the plugin cannot log in", now);
+    }
+}
+
+/* A plugin answered for a command that is not waiting for that answer: a late duplicate, or
+ * a plugin bug. Worth a warning, but not one per command of a big batch. */
+static void odd_result(gp_dispatch *d, uint64_t id, const char *what)
+{
+    int level = d->odd_results++ < 5 ? GP_LOG_WARN : GP_LOG_DEBUG;
+    gp_log(level, "dispatch",
+           "ignoring %s for command #%llu: not waiting for one (late or "
+           "duplicate answer, or a plugin bug)",
+           what, (unsigned long long)id);
 }
 
 void gp_dispatch_command_result(gp_dispatch *d, uint64_t id, const gp_result *r, int64_t now)
 {
     live *l = live_find(d, id);
     if (!l || (l->phase != PH_SENT)) {
-        gp_debug("dispatch", "ignoring a result for command #%llu (not waiting for one)",
-                 (unsigned long long)id);
+        odd_result(d, id, "a command result");
         return;
     }
-    gp_journal_begin(d->journal);
+    enter(d);
     gp_device *dev = gp_fleet_dev(d->fleet, l->dev);
     gp_slot *s = &dev->slot[l->slot];
     uint32_t flags = d->io.flags ? d->io.flags(d->io.ud, dev->adapter) : 0;
@@ -863,6 +971,8 @@ void gp_dispatch_command_result(gp_dispatch *d, uint64_t id, const gp_result *r,
         char what[160];
         snprintf(what, sizeof what, "pending as vendor task %s", r->vendor_ref);
         log_cmd(d, l->dev, id, &l->cmd, what);
+        /* A release that waited for this answer can stop the task now. */
+        run_queued(d, l->dev, l->slot, now);
     } else {
         int code = r->code;
         char why[300];
@@ -874,17 +984,8 @@ void gp_dispatch_command_result(gp_dispatch *d, uint64_t id, const gp_result *r,
         if (r->status == GP_FAILED && code == GP_E_AUTH && !l->auth_replayed && d->io.login) {
             l->auth_replayed = 1;
             l->phase = PH_LOGIN;
-            unsigned a = dev->adapter;
-            gp_journal_commit(d->journal);
-            if (!d->logging_in[a]) {
-                d->logging_in[a] = 1;
-                gp_info("dispatch", "%s: authentication expired; logging in again",
-                        gp_fleet_adapter_id(d->fleet, a));
-                if (d->io.login(d->io.ud, a) != 0) {
-                    d->logging_in[a] = 0;
-                    gp_dispatch_login_done(d, a, 0, "the plugin cannot log in", now);
-                }
-            }
+            start_login(d, dev->adapter, now);
+            leave(d);
             return;
         }
         int retry = r->status == GP_FAILED &&
@@ -907,19 +1008,17 @@ void gp_dispatch_command_result(gp_dispatch *d, uint64_t id, const gp_result *r,
             abandon(d, l, GP_JS_FAILED, why, now);
         }
     }
-    gp_journal_commit(d->journal);
-    flush(d);
+    leave(d);
 }
 
 void gp_dispatch_task_result(gp_dispatch *d, uint64_t id, const gp_result *r, int64_t now)
 {
     live *l = live_find(d, id);
     if (!l || l->phase != PH_PENDING) {
-        gp_debug("dispatch", "ignoring a task result for #%llu (not pending)",
-                 (unsigned long long)id);
+        odd_result(d, id, "a task result");
         return;
     }
-    gp_journal_begin(d->journal);
+    enter(d);
     l->polling = 0;
     if (isfinite(r->energy_wh) || r->detail)
         gp_journal_set_result(d->journal, id, r->energy_wh, r->detail);
@@ -937,31 +1036,34 @@ void gp_dispatch_task_result(gp_dispatch *d, uint64_t id, const gp_result *r, in
     case GP_TIMEOUT:
         gp_warn("dispatch", "%s: task #%llu timed out at the vendor", who(d, l->dev),
                 (unsigned long long)id);
+        d->n_failures++;
         finish(d, l, GP_JS_TIMEOUT, msg ? msg : "the vendor timed the task out", now, 0);
         break;
     default:
         if (r->retryable || r->code == GP_E_TRANSPORT || r->code == GP_E_RATE_LIMIT ||
             r->code == GP_E_AUTH) {
-            /* Polling failed, not the task: ask again next time. */
+            /* Polling failed, not the task: ask again next time (after a login if the
+             * session expired). */
             l->next_ms = now + poll_interval(d, dev->adapter);
             gp_debug("dispatch", "%s: polling task #%llu failed: %s", who(d, l->dev),
                      (unsigned long long)id, msg ? msg : "?");
+            if (r->code == GP_E_AUTH) start_login(d, dev->adapter, now);
         } else {
             snprintf(note, sizeof note, "%s", msg ? msg : "the vendor reports the task failed");
             gp_warn("dispatch", "%s: task #%llu failed: %s", who(d, l->dev), (unsigned long long)id,
                     note);
+            d->n_failures++;
             finish(d, l, GP_JS_FAILED, note, now, 0);
         }
     }
-    gp_journal_commit(d->journal);
-    flush(d);
+    leave(d);
 }
 
 void gp_dispatch_login_done(gp_dispatch *d, unsigned adapter, int ok, const char *message,
                             int64_t now)
 {
     if (adapter < d->n_out) d->logging_in[adapter] = 0;
-    gp_journal_begin(d->journal);
+    enter(d);
     for (size_t i = d->n_lives; i-- > 0;) {
         live *l = &d->lives[i];
         if (l->phase != PH_LOGIN || gp_fleet_cdev(d->fleet, l->dev)->adapter != adapter) continue;
@@ -974,8 +1076,7 @@ void gp_dispatch_login_done(gp_dispatch *d, unsigned adapter, int ok, const char
             abandon(d, l, GP_JS_FAILED, why, now);
         }
     }
-    gp_journal_commit(d->journal);
-    flush(d);
+    leave(d);
 }
 
 /* ---- sweep ---------------------------------------------------------------------------- */
@@ -1040,7 +1141,6 @@ static void poll_due(gp_dispatch *d, int64_t now)
 static void expire(gp_dispatch *d, int64_t now)
 {
     if (!d->n_expiring) return;
-    gp_journal_begin(d->journal);
     size_t count = gp_fleet_count(d->fleet);
     gp_intent *rel = NULL;
     size_t n_rel = 0;
@@ -1062,10 +1162,7 @@ static void expire(gp_dispatch *d, int64_t now)
                 .device = gp_fleet_id(d->fleet, i), .fields = GP_IF_RELEASE, .release = 1};
         }
     }
-    gp_journal_commit(d->journal);
-    flush(d);
     if (n_rel) {
-        /* Outside any transaction: submit commits before it sends. */
         gp_info("dispatch", "%zu timed setpoint(s) ran out; releasing", n_rel);
         gp_dispatch_submit(d, rel, n_rel, "expiry", now, NULL, NULL);
     }
@@ -1074,7 +1171,7 @@ static void expire(gp_dispatch *d, int64_t now)
 
 void gp_dispatch_sweep(gp_dispatch *d, int64_t now)
 {
-    gp_journal_begin(d->journal);
+    enter(d);
     for (size_t i = d->n_lives; i-- > 0;) {
         if (i >= d->n_lives) continue; /* removals below may shrink the array */
         live *l = &d->lives[i];
@@ -1088,10 +1185,9 @@ void gp_dispatch_sweep(gp_dispatch *d, int64_t now)
             start_send(d, l, now);
         }
     }
-    gp_journal_commit(d->journal);
-    flush(d);
     poll_due(d, now);
     expire(d, now);
+    leave(d);
 }
 
 size_t gp_dispatch_release_all(gp_dispatch *d, int64_t now)
@@ -1126,6 +1222,18 @@ size_t gp_dispatch_unsettled(const gp_dispatch *d)
 size_t gp_dispatch_pending_tasks(const gp_dispatch *d)
 {
     return d->n_lives - gp_dispatch_unsettled(d);
+}
+
+int gp_dispatch_owner(const gp_dispatch *d, uint64_t id)
+{
+    uint32_t i;
+    if (!gp_idmap_get(&d->index, id, &i)) return -1;
+    return gp_fleet_cdev(d->fleet, d->lives[i].dev)->adapter;
+}
+
+size_t gp_dispatch_failures(const gp_dispatch *d)
+{
+    return d->n_failures;
 }
 
 /* ---- restore -------------------------------------------------------------------------- */
@@ -1171,20 +1279,41 @@ void gp_dispatch_restore(gp_dispatch *d, unsigned adapter, int64_t now)
         return;
     }
     size_t resumed = 0, lost = 0;
-    gp_journal_begin(d->journal);
+    /* Queued commands older than this are not sent after a restart. */
+    int64_t stale_ms = d->o.command_timeout_ms > 900000 ? d->o.command_timeout_ms : 900000;
+    enter(d);
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < c.n; i++) {
             saved_row *r = &c.rows[i];
             int queued = r->state == GP_JS_QUEUED;
             if (queued != (pass == 1)) continue;
             int64_t di = gp_fleet_find(d->fleet, r->device);
+            if (queued && d->o.dry_run) continue; /* a dry run sends nothing, not even these */
             if (r->state == GP_JS_SENT) {
                 /* It left, and its answer was lost with the previous process. Sending it
-                 * again could apply it twice; the strategy decides afresh instead. */
+                 * again could apply it twice; the strategy decides afresh instead. What was
+                 * in force before it is unknown now. */
                 gp_journal_transition(d->journal, r->id, GP_JS_TIMEOUT, now,
                                       "gridpilot stopped before the adapter answered; not "
                                       "re-sent");
                 lost++;
+                if (di >= 0) {
+                    gp_slot *s = &gp_fleet_dev(d->fleet, (size_t)di)
+                                      ->slot[gp_slot_of((gp_cmd_kind)r->cmd.kind)];
+                    if (s->id && s->state == GP_JS_ACCEPTED) {
+                        char note[96];
+                        snprintf(note, sizeof note, "state unknown: #%llu was interrupted",
+                                 (unsigned long long)r->id);
+                        gp_journal_transition(d->journal, s->id, GP_JS_DONE, now, note);
+                        clear_slot(d, s);
+                    }
+                }
+                continue;
+            }
+            if (queued && now - r->updated_ms > stale_ms) {
+                /* Decided long before this start: the world has moved on. */
+                gp_journal_transition(d->journal, r->id, GP_JS_CANCELLED, now,
+                                      "stale: decided before gridpilot stopped");
                 continue;
             }
             if (di < 0) {
@@ -1201,6 +1330,7 @@ void gp_dispatch_restore(gp_dispatch *d, unsigned adapter, int64_t now)
                     cancel_queued(d, s, why, now);
                     s->queued_id = r->id;
                     s->queued = r->cmd;
+                    run_queued(d, (uint32_t)di, slot, now); /* a release stops a task now */
                 } else {
                     live *l = live_add(d, r->id, (uint32_t)di, slot);
                     l->cmd = r->cmd;
@@ -1232,7 +1362,6 @@ void gp_dispatch_restore(gp_dispatch *d, unsigned adapter, int64_t now)
             resumed++;
         }
     }
-    gp_journal_commit(d->journal);
     for (size_t i = 0; i < c.n; i++) {
         free(c.rows[i].device);
         free(c.rows[i].vendor_ref);
@@ -1241,7 +1370,7 @@ void gp_dispatch_restore(gp_dispatch *d, unsigned adapter, int64_t now)
     if (resumed || lost)
         gp_info("dispatch", "%s: resumed %zu command(s) from the journal%s", c.adapter, resumed,
                 lost ? "; some were interrupted before an answer (marked timeout)" : "");
-    flush(d);
+    leave(d);
 }
 
 /* ---- life cycle ----------------------------------------------------------------------- */
@@ -1275,6 +1404,7 @@ void gp_dispatch_free(gp_dispatch *d)
     free(d->out);
     free(d->logging_in);
     free(d->undo);
+    free(d->created);
     gp_idmap_clear(&d->last);
     free(d);
 }

@@ -36,6 +36,9 @@ typedef struct gp_dispatch_io {
     int (*login)(void *ud, unsigned adapter);
     uint32_t (*flags)(void *ud, unsigned adapter);       /* gp_plugin_flag bits */
     int64_t (*task_poll_ms)(void *ud, unsigned adapter); /* poll interval for its tasks */
+    /* The journal failed (disk full, I/O error): nothing more can be followed safely. May be
+     * NULL. why is borrowed. */
+    void (*fatal)(void *ud, const char *why);
 } gp_dispatch_io;
 
 typedef struct gp_dispatch_opts {
@@ -77,6 +80,11 @@ typedef struct gp_submit_stats {
 size_t gp_dispatch_submit(gp_dispatch *d, const gp_intent *in, size_t n, const char *origin,
                           int64_t now_ms, gp_submit_result *res, gp_submit_stats *stats);
 
+/* Group the calls in between into one journal transaction: commands that follow from them
+ * leave after its commit. Nestable; every entry point below is such a batch by itself. */
+void gp_dispatch_batch_begin(gp_dispatch *d);
+void gp_dispatch_batch_end(gp_dispatch *d);
+
 /* Plugin completions (unknown or finished ids are ignored with a debug line). */
 void gp_dispatch_command_result(gp_dispatch *d, uint64_t id, const gp_result *r, int64_t now_ms);
 void gp_dispatch_task_result(gp_dispatch *d, uint64_t id, const gp_result *r, int64_t now_ms);
@@ -99,5 +107,9 @@ size_t gp_dispatch_release_all(gp_dispatch *d, int64_t now_ms);
 size_t gp_dispatch_unsettled(const gp_dispatch *d);
 /* Vendor tasks being polled. */
 size_t gp_dispatch_pending_tasks(const gp_dispatch *d);
+/* The adapter of a command still being followed, or -1. */
+int gp_dispatch_owner(const gp_dispatch *d, uint64_t id);
+/* Commands that ended failed or timeout since the dispatcher was created. */
+size_t gp_dispatch_failures(const gp_dispatch *d);
 
 #endif

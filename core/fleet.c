@@ -233,7 +233,8 @@ void gp_fleet_reading(gp_fleet *f, size_t idx, const gp_reading *r, int64_t now_
     d->pv_w = nan_or(r->pv_w);
     d->load_w = nan_or(r->load_w);
     d->grid_w = nan_or(r->grid_w);
-    d->ts_ms = r->ts_ms > 0 ? r->ts_ms : now_ms;
+    /* A vendor clock ahead of ours must not keep a device "fresh" for ever. */
+    d->ts_ms = r->ts_ms > 0 && r->ts_ms < now_ms ? r->ts_ms : now_ms;
     d->have_reading = 1;
     d->online = r->online ? 1 : 0;
     set_if(&d->capacity_wh, r->capacity_wh);
@@ -282,14 +283,17 @@ double gp_fleet_age_s(const gp_fleet *f, size_t idx, int64_t now_ms)
     return age < 0 ? 0 : age;
 }
 
+/* Sum only what is known; a sum of nothing known is unknown (NAN), not 0. */
 static void add_known(double *sum, double v)
 {
-    if (isfinite(v)) *sum += v;
+    if (!isfinite(v)) return;
+    *sum = isfinite(*sum) ? *sum + v : v;
 }
 
 void gp_fleet_site(const gp_fleet *f, gp_site *out)
 {
     memset(out, 0, sizeof *out);
+    out->battery_w = out->pv_w = out->load_w = out->grid_w = NAN;
     double soc_wh = 0, soc_cap = 0;
     for (size_t i = 0; i < f->n; i++) {
         const gp_device *d = &f->dev[i];

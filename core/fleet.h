@@ -52,7 +52,8 @@ typedef struct gp_device {
 } gp_device;
 
 typedef struct gp_site {
-    double battery_w, pv_w, load_w, grid_w; /* sums over devices that report them */
+    double battery_w, pv_w, load_w, grid_w; /* sums over online devices that report them;
+                                           NAN when none does */
     double soc_pct;                         /* capacity-weighted; NAN when no capacity known */
     double capacity_wh;
     uint32_t devices, online;

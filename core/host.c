@@ -84,16 +84,65 @@ static int64_t h_now_ms(gp_hctx *h)
     return gp_now_ms();
 }
 
+/* A plugin's timer, kept on its adapter's list so that closing the adapter stops it: the
+ * plugin's destroy() frees what the callback would touch. The plugin's handle is this
+ * record. */
+typedef struct plugin_timer {
+    gp_hctx *h;
+    gp_timer_cb cb;
+    void *ud;
+    gp_timer *t;
+    size_t at; /* index in h->timers */
+} plugin_timer;
+
+static void unlist_timer(plugin_timer *pt)
+{
+    gp_hctx *h = pt->h;
+    h->timers[pt->at] = h->timers[--h->n_timers];
+    ((plugin_timer *)h->timers[pt->at])->at = pt->at;
+}
+
+static void plugin_timer_fired(void *ud)
+{
+    plugin_timer *pt = ud;
+    gp_timer_cb cb = pt->cb;
+    void *cb_ud = pt->ud;
+    unlist_timer(pt);
+    free(pt);
+    cb(cb_ud);
+}
+
 static gp_timer *h_timer_start(gp_hctx *h, double after_s, gp_timer_cb cb, void *ud)
 {
     if (!h || !h->rt || h->state == GP_AD_CLOSING || !cb) return NULL;
-    return gp_timer_start(after_s, cb, ud);
+    plugin_timer *pt = gp_xmalloc(sizeof *pt);
+    *pt = (plugin_timer){h, cb, ud, NULL, h->n_timers};
+    if (h->n_timers == h->cap_timers) {
+        h->cap_timers = h->cap_timers ? h->cap_timers * 2 : 16;
+        h->timers = gp_xrealloc(h->timers, h->cap_timers * sizeof(void *));
+    }
+    h->timers[h->n_timers++] = pt;
+    pt->t = gp_timer_start(after_s, plugin_timer_fired, pt);
+    return (gp_timer *)pt;
 }
 
 static void h_timer_stop(gp_hctx *h, gp_timer *t)
 {
     (void)h;
-    gp_timer_stop(t);
+    plugin_timer *pt = (plugin_timer *)t;
+    if (!pt) return;
+    gp_timer_stop(pt->t);
+    unlist_timer(pt);
+    free(pt);
+}
+
+void gp_host_stop_timers(gp_hctx *h)
+{
+    while (h->n_timers)
+        h_timer_stop(h, (gp_timer *)h->timers[h->n_timers - 1]);
+    free(h->timers);
+    h->timers = NULL;
+    h->cap_timers = 0;
 }
 
 /* ---- HTTP ----------------------------------------------------------------------------- */
@@ -149,11 +198,16 @@ static int h_config_check_keys(gp_hctx *h, const gp_json *obj, const char *path,
     size_t n = gp_json_len(obj);
     if (gp_json_type(obj) != GP_JSON_OBJECT) return 0;
     for (size_t i = 0; i < n; i++) {
-        const char *k = gp_json_key(gp_json_at(obj, i));
-        if (!k || gp_secret_key_allowed(k, allowed)) continue;
+        const gp_json *m = gp_json_at(obj, i);
+        const char *k = gp_json_key(m);
+        if (!k) continue;
+        int repeated = gp_json_repeated_key(obj, m);
+        if (!repeated && gp_secret_key_allowed(k, allowed)) continue;
         char sub[512];
         snprintf(sub, sizeof sub, "%s%s%s", path ? path : "", path && *path ? "." : "", k);
-        h_config_error(h, sub, "unknown key");
+        h_config_error(h, sub, "%s",
+                       repeated ? "given twice (only one is used: remove the other)"
+                                : "unknown key");
         bad++;
     }
     return bad;
@@ -283,7 +337,7 @@ static void h_command_result(gp_hctx *h, uint64_t cmd_id, const gp_result *r)
     if (!h || !h->rt || !r) return;
     gp_result in;
     gp_host_norm_result(r, &in);
-    gp_dispatch_command_result(gp_rt_dispatch(h->rt), cmd_id, &in, gp_now_ms());
+    gp_deferred_result(gp_rt_deferred(h->rt), h->index, 0, cmd_id, &in);
 }
 
 static void h_task_result(gp_hctx *h, uint64_t cmd_id, const gp_result *r)
@@ -291,7 +345,7 @@ static void h_task_result(gp_hctx *h, uint64_t cmd_id, const gp_result *r)
     if (!h || !h->rt || !r) return;
     gp_result in;
     gp_host_norm_result(r, &in);
-    gp_dispatch_task_result(gp_rt_dispatch(h->rt), cmd_id, &in, gp_now_ms());
+    gp_deferred_result(gp_rt_deferred(h->rt), h->index, 1, cmd_id, &in);
 }
 
 static void h_login_done(gp_hctx *h, const gp_result *r)
@@ -313,13 +367,13 @@ static uint64_t h_next_request_id(gp_hctx *h)
 static int h_kv_set(gp_hctx *h, const char *key, const void *val, size_t len)
 {
     if (!h || !h->rt || !key) return -1;
-    return gp_journal_kv_set(gp_rt_journal(h->rt), h->cfg->id, key, val, len);
+    return gp_deferred_kv_set(gp_rt_deferred(h->rt), h->cfg->id, key, val, len);
 }
 
 static void *h_kv_get(gp_hctx *h, const char *key, size_t *len)
 {
     if (!h || !h->rt || !key) return NULL;
-    return gp_journal_kv_get(gp_rt_journal(h->rt), h->cfg->id, key, len);
+    return gp_deferred_kv_get(gp_rt_deferred(h->rt), h->cfg->id, key, len);
 }
 
 static void h_free(void *p)

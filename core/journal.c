@@ -535,8 +535,10 @@ static int setup(gp_journal *j)
     sqlite3_file_control(j->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     /* FULL: a commit is on disk before the commands journaled in it are sent. The size limit
      * truncates the WAL after a checkpoint instead of keeping its largest size forever. */
+    /* A 32 MiB page cache: a 10,000-device tick touches tens of thousands of pages, and the
+     * default 2 MiB cache turns that into as many preads. */
     static const char pragmas[] = "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-                                  "PRAGMA journal_size_limit=67108864";
+                                  "PRAGMA journal_size_limit=67108864; PRAGMA cache_size=-32768";
     if (sqlite3_exec(j->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
         db_err(j);
         return -1;

@@ -10,6 +10,36 @@
 
 #include "str.h"
 
+/* cJSON arrays are linked lists, so element i costs i steps. Plugins walk arrays in order
+ * (for i in 0..len), which would be quadratic: remember where the last lookup ended and
+ * continue from there. One thread, one cursor. */
+static struct {
+    const cJSON *list, *node;
+    size_t index;
+} cursor;
+
+/* Open brackets before `at`, outside strings (to tell "too deep" from "malformed"). */
+static int depth_at(const char *text, size_t at)
+{
+    int depth = 0, in_string = 0;
+    for (size_t i = 0; i < at; i++) {
+        char ch = text[i];
+        if (in_string) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_string = 0;
+        } else if (ch == '"') {
+            in_string = 1;
+        } else if (ch == '[' || ch == '{') {
+            depth++;
+        } else if (ch == ']' || ch == '}') {
+            depth--;
+        }
+    }
+    return depth;
+}
+
 gp_json *gp_json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
     const char *end = NULL;
@@ -32,6 +62,9 @@ gp_json *gp_json_parse(const char *text, size_t len, char *err, size_t errlen)
             snprintf(err, errlen, "empty document");
         else if (at + 1 >= len) /* cJSON stops on the last character it read */
             snprintf(err, errlen, "line %d, column %d: unexpected end of JSON", line, col);
+        else if (depth_at(text, at) >= CJSON_NESTING_LIMIT)
+            snprintf(err, errlen, "line %d, column %d: nested more than %d levels deep", line, col,
+                     CJSON_NESTING_LIMIT);
         else
             snprintf(err, errlen, "line %d, column %d: invalid JSON near '%.12s'", line, col,
                      text + at);
@@ -41,6 +74,8 @@ gp_json *gp_json_parse(const char *text, size_t len, char *err, size_t errlen)
 
 void gp_json_free(gp_json *j)
 {
+    /* A freed node's address may come back in another document. */
+    cursor.list = cursor.node = NULL;
     cJSON_Delete((cJSON *)j);
 }
 
@@ -75,10 +110,19 @@ const gp_json *gp_json_at(const gp_json *j, size_t i)
 {
     const cJSON *c = gp_json_cj(j);
     if (!cJSON_IsArray(c) && !cJSON_IsObject(c)) return NULL;
-    /* cJSON arrays are linked lists; walking is fine for the sizes vendors return. */
     const cJSON *e = c->child;
-    while (e && i--)
+    size_t at = 0;
+    if (cursor.list == c && cursor.node && cursor.index <= i) {
+        e = cursor.node;
+        at = cursor.index;
+    }
+    while (e && at < i) {
         e = e->next;
+        at++;
+    }
+    cursor.list = c;
+    cursor.node = e;
+    cursor.index = at;
     return gp_cj_json(e);
 }
 
@@ -112,6 +156,15 @@ int gp_json_bool(const gp_json *j, int dflt)
     const cJSON *c = gp_json_cj(j);
     if (cJSON_IsBool(c)) return cJSON_IsTrue(c) ? 1 : 0;
     return dflt;
+}
+
+int gp_json_repeated_key(const gp_json *obj, const gp_json *member)
+{
+    const cJSON *m = gp_json_cj(member);
+    if (!m || !m->string) return 0;
+    for (const cJSON *e = gp_json_cj(obj)->child; e && e != m; e = e->next)
+        if (e->string && strcmp(e->string, m->string) == 0) return 1;
+    return 0;
 }
 
 char *gp_read_file(const char *path, size_t *len)

@@ -29,6 +29,10 @@ double gp_json_num(const gp_json *j);
 const char *gp_json_str(const gp_json *j);
 int gp_json_bool(const gp_json *j, int dflt);
 
+/* Does an earlier member of obj have the same name as `member`? (JSON allows repeated keys;
+ * a configuration must not: the later one would be silently ignored.) */
+int gp_json_repeated_key(const gp_json *obj, const gp_json *member);
+
 /* Read a whole file (for config and data files; not for the loop). Returns a malloc'd
  * NUL-terminated buffer or NULL with errno set. */
 char *gp_read_file(const char *path, size_t *len);

@@ -71,9 +71,11 @@ void gp_logv(int level, const char *who, const char *fmt, va_list ap)
     gp_str msg = {0};
     gp_str_vprintf(&msg, fmt, ap);
     gp_str_puts(&msg, "");
-    /* One event is one line, even when a vendor message carries newlines. */
+    /* Trailing newlines are noise; a carriage return never helps a log line. */
+    while (msg.len && msg.data[msg.len - 1] == '\n')
+        msg.data[--msg.len] = '\0';
     for (size_t i = 0; i < msg.len; i++)
-        if (msg.data[i] == '\n' || msg.data[i] == '\r') msg.data[i] = ' ';
+        if (msg.data[i] == '\r') msg.data[i] = ' ';
     mask_secrets(&msg);
     char ts[40];
     gp_format_time(gp_wall_ms(), ts, sizeof ts);
@@ -89,8 +91,16 @@ void gp_logv(int level, const char *who, const char *fmt, va_list ap)
         gp_str_json(&line, gp_str_cstr(&msg));
         gp_str_puts(&line, "}\n");
     } else {
-        gp_str_printf(&line, "%s %-5s %s: %s\n", ts, level_names[level], who ? who : "core",
-                      gp_str_cstr(&msg));
+        /* One event, one JSON record; in text, a multi-line event (a traceback) prints each
+         * of its lines with the full prefix, so grep and log shippers see whole lines. */
+        const char *p = gp_str_cstr(&msg);
+        do {
+            const char *nl = strchr(p, '\n');
+            int len = nl ? (int)(nl - p) : (int)strlen(p);
+            gp_str_printf(&line, "%s %-5s %s: %.*s\n", ts, level_names[level], who ? who : "core",
+                          len, p);
+            p = nl ? nl + 1 : NULL;
+        } while (p);
     }
     fputs(gp_str_cstr(&line), stderr);
     gp_str_clear(&line);

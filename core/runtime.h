@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "deferred.h"
 #include "diag.h"
 #include "dispatch.h"
 #include "fleet.h"
@@ -51,7 +52,7 @@ struct gp_hctx {
     gp_http_opts http;
     int state; /* gp_adapter_state */
     int64_t discover_backoff_ms;
-    gp_timer *retry_timer, *poll_timer, *start_timer;
+    gp_timer *retry_timer, *poll_timer, *start_timer, *settle_timer;
     int discovered_once;
     gp_idmap seen;  /* devices announced in the current discovery (re-announcements) */
     uint32_t *devs; /* fleet indices of this adapter's devices, in discovery order */
@@ -61,6 +62,11 @@ struct gp_hctx {
     uint64_t next_op;
     int first_read_done;
     int logging_in;
+    gp_timer *login_timer; /* the login's next step (start, deadline, settle) */
+    int login_answered, login_ok;
+    char *login_msg; /* the login's outcome message until it settles; owned */
+    void **timers;   /* the plugin's timers (host.c), stopped when the adapter closes */
+    size_t n_timers, cap_timers;
     int read_error_logged; /* avoid one warning per poll while a vendor is down */
 };
 
@@ -85,6 +91,8 @@ int64_t gp_adapter_task_poll_ms(const struct gp_hctx *h);
 
 /* host.c: the services table handed to every plugin. */
 const gp_host *gp_host_table(void);
+/* Stop and forget every timer the adapter's plugin started. */
+void gp_host_stop_timers(struct gp_hctx *h);
 /* Copy a plugin-filled struct of possibly older/newer size into the current layout, with
  * unknown numbers NAN. */
 void gp_host_norm_result(const gp_result *in, gp_result *out);
@@ -93,6 +101,7 @@ void gp_host_norm_result(const gp_result *in, gp_result *out);
 void gp_rt_adapter_discovered(struct gp_rt *rt, struct gp_hctx *h, int ok);
 void gp_rt_adapter_read(struct gp_rt *rt, struct gp_hctx *h);
 gp_dispatch *gp_rt_dispatch(struct gp_rt *rt);
+gp_deferred *gp_rt_deferred(struct gp_rt *rt);
 gp_fleet *gp_rt_fleet(struct gp_rt *rt);
 gp_journal *gp_rt_journal(struct gp_rt *rt);
 gp_http *gp_rt_http(struct gp_rt *rt);

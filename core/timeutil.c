@@ -13,8 +13,16 @@ int gp_parse_duration_ms(const char *text, int64_t *out_ms, char *err, size_t er
         snprintf(err, errlen, "empty duration (use e.g. 500ms, 30s, 5m, 1h, 1d)");
         return -1;
     }
+    /* Plain decimals only: strtod would also take "0x10", "1e3" and "inf". */
+    const char *p = text;
+    while (isdigit((unsigned char)*p))
+        p++;
+    if (*p == '.' && isdigit((unsigned char)p[1]))
+        for (p++; isdigit((unsigned char)*p);)
+            p++;
     char *end = NULL;
     double v = strtod(text, &end);
+    if (end != p) end = (char *)text; /* strtod read past the plain decimal: refuse */
     if (end == text || v < 0 || !isdigit((unsigned char)text[0])) {
         snprintf(err, errlen, "'%s' is not a duration (use e.g. 500ms, 30s, 5m, 1h, 1d)", text);
         return -1;

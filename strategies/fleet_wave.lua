@@ -44,6 +44,7 @@ function M.decide(ctx)
     end
   end
   ctx.state.target_w = want
+  gp.log("info", "fleet target %+.1f kW shared by %d batteries", want / 1000, #cmds)
   return cmds
 end
 

@@ -277,7 +277,8 @@ typedef struct gp_host {
     void (*timer_stop)(gp_hctx *h, gp_timer *t);
 
     /* -- HTTP -- returns 0 when queued (cb will be called exactly once), -1 on a bad request
-     * (cb never called). The host applies the adapter's TLS settings, timeouts, quotas. */
+     * (cb never called). The host applies the adapter's TLS settings and timeouts; endpoint
+     * and priority are what its quota scheduling goes by. */
     int (*http)(gp_hctx *h, const gp_http_req *req, gp_http_cb cb, void *ud);
     /* The idx-th value (0-based) of a response header, case-insensitive name; borrowed; NULL
      * when absent. */
@@ -383,7 +384,8 @@ typedef struct gp_plugin_desc {
      * No I/O. Returns NULL on error (after reporting). The instance is owned by the plugin
      * and freed by destroy(). */
     void *(*create)(gp_hctx *h, const gp_json *config);
-    /* Free the instance. In-flight HTTP has been cancelled and timers stopped by the host. */
+    /* Free the instance. The host has already cancelled its HTTP requests (their callbacks
+     * ran with GP_HTTP_ABORTED) and stopped its timers (their handles are gone). */
     void (*destroy)(void *inst);
     /* Find the devices: device_add() for each, then discovered(). */
     void (*discover)(void *inst);

@@ -405,7 +405,9 @@ static void refused_command_is_failed(void **state)
     it_env *t = *state;
     standard(t, ", \"fail\": [\"b-3\"]", NULL);
     char *out, *err;
-    assert_int_equal(it_run(t, 30, &out, &err, "run", "-c", t->cfg, "--once", NULL), 0);
+    /* --once reports a command that did not succeed in its exit status. */
+    assert_int_equal(it_run(t, 30, &out, &err, "run", "-c", t->cfg, "--once", NULL), 1);
+    assert_non_null(strstr(err, "1 command(s) failed or got no answer"));
     free(out), free(err);
     cJSON *rows = it_tasks(t, "failed");
     assert_int_equal(cJSON_GetArraySize(rows), 1);
@@ -435,6 +437,47 @@ static void json_logs(void **state)
     }
     assert_true(lines > 3);
     free(out), free(err);
+}
+
+/* A vendor session that has expired: one login, then every read and command goes through. */
+static void login_then_replay(void **state)
+{
+    it_env *t = *state;
+    it_write(t, "s.lua", CHARGE_ALL);
+    it_write(t, "gridpilot.json",
+             "{\"plugin_path\": [\"%s\"], \"strategy\": {\"file\": \"s.lua\", \"params\": "
+             "{\"w\": -1000}}, \"adapters\": [{\"id\": \"v\", \"plugin\": \"authplug\","
+             " \"timeout\": \"200ms\", \"config\": {\"devices\": 3}}]}",
+             GP_IT_TEST_PLUGINS);
+    char *out, *err;
+    assert_int_equal(it_run(t, 30, &out, &err, "run", "-c", t->cfg, "--once", NULL), 0);
+    assert_non_null(strstr(err, "authentication expired during a read; logging in again"));
+    assert_non_null(strstr(err, "3/3 online")); /* the read was replayed after the login */
+    free(out), free(err);
+    cJSON *rows = it_tasks(t, "accepted");
+    assert_int_equal(cJSON_GetArraySize(rows), 3);
+    cJSON_Delete(rows);
+}
+
+/* A login that never answers must not wedge the adapter: it fails after a deadline. */
+static void login_that_hangs(void **state)
+{
+    it_env *t = *state;
+    it_write(t, "s.lua", CHARGE_ALL);
+    it_write(t, "gridpilot.json",
+             "{\"plugin_path\": [\"%s\"], \"strategy\": {\"file\": \"s.lua\", \"params\": "
+             "{\"w\": -1000}}, \"adapters\": [{\"id\": \"v\", \"plugin\": \"authplug\","
+             " \"timeout\": \"200ms\", \"config\": {\"devices\": 2, \"login\": \"hang\"}}]}",
+             GP_IT_TEST_PLUGINS);
+    char *out, *err;
+    assert_int_equal(it_run(t, 30, &out, &err, "run", "-c", t->cfg, "--once", NULL), 1);
+    assert_non_null(strstr(err, "login failed: login did not finish within 400ms"));
+    free(out), free(err);
+    cJSON *rows = it_tasks(t, "failed");
+    assert_int_equal(cJSON_GetArraySize(rows), 2);
+    assert_non_null(strstr(cJSON_GetObjectItem(cJSON_GetArrayItem(rows, 0), "error")->valuestring,
+                           "login failed"));
+    cJSON_Delete(rows);
 }
 
 /* The demo strategy shipped in strategies/: the fleet follows a power target. */
@@ -481,6 +524,8 @@ int main(void)
         T(refused_command_is_failed),
         T(json_logs),
         T(example_fleet_wave),
+        T(login_then_replay),
+        T(login_that_hangs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

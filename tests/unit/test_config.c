@@ -114,7 +114,7 @@ static void every_problem_named(void **state)
                "{\"tik\": \"60s\", \"tick\": \"fast\", \"on_exit\": \"stop\","
                " \"timezone\": \"Mars/Olympus\","
                " \"strategy\": {\"file\": \"missing.lua\", \"params\": 3},"
-               " \"limits\": {\"site_import_w\": -5},"
+               " \"limits\": {\"site_import_w\": -5, \"site_import_w\": 5},"
                " \"api\": {\"listen\": \"8321\"},"
                " \"adapters\": [{\"id\": \"a\", \"plugin\": \"sim\", \"poll\": \"5 minutes\","
                " \"tls_verify\": \"yes\", \"confg\": {}},"
@@ -130,6 +130,7 @@ static void every_problem_named(void **state)
     assert_true(has(&d, "strategy.file: ", "missing.lua"));
     assert_true(has(&d, "strategy.params: ", "object"));
     assert_true(has(&d, "limits.site_import_w: ", "between"));
+    assert_true(has(&d, "limits.site_import_w: given twice", NULL));
     assert_true(has(&d, "api.listen: ", "host:port"));
     assert_true(has(&d, "adapters[0].poll: ", "5 minutes"));
     assert_true(has(&d, "adapters[0].tls_verify: ", "true or false"));
@@ -138,7 +139,7 @@ static void every_problem_named(void **state)
     assert_true(has(&d, "adapters[2].id: ", "already used by adapters[0]"));
     assert_true(has(&d, "adapters[3].id: ", "letters, digits"));
     assert_true(has(&d, "adapters[3].config: must be an object", NULL));
-    assert_int_equal(d.n, 15);
+    assert_int_equal(d.n, 16);
     gp_diag_clear(&d);
 
     /* With `partial` (check), the config still comes back so plugins can be checked. */

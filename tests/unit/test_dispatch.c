@@ -34,7 +34,7 @@ typedef struct fx {
     gp_task polled[64];
     char refs[64][32];
     size_t n_polled, poll_calls;
-    int logins;
+    int logins, fatal;
     uint32_t flags[2];
 } fx;
 
@@ -80,6 +80,11 @@ static int64_t io_poll_ms(void *ud, unsigned a)
     return 180000; /* Huawei-like: every 3 minutes */
 }
 
+static void io_fatal(void *ud, const char *why)
+{
+    ((fx *)ud)->fatal++;
+}
+
 static void add_dev(fx *f, unsigned ad, const char *vendor, uint32_t caps, double cap_wh)
 {
     gp_device_info info = {.size = sizeof info,
@@ -115,7 +120,7 @@ static gp_dispatch *new_dispatch(fx *f, int dry_run, double import_limit)
                           .site_export_w = INFINITY,
                           .max_attempts = 3,
                           .command_timeout_ms = 120000};
-    gp_dispatch_io io = {f, io_send, io_poll, io_login, io_flags, io_poll_ms};
+    gp_dispatch_io io = {f, io_send, io_poll, io_login, io_flags, io_poll_ms, io_fatal};
     return gp_dispatch_new(f->fleet, f->j, &o, &io);
 }
 
@@ -482,7 +487,7 @@ static void times_out_without_answer(void **state)
     row w = get(f, r2.id);
     assert_int_equal(w.state, GP_JS_TIMEOUT);
     assert_non_null(strstr(w.error, "no answer"));
-    assert_int_equal(slot(f, "a/b1")->id, r1.id);
+    assert_int_equal(slot(f, "a/b1")->id, 0); /* unknown: see timeout_leaves_state_unknown */
 }
 
 static void duration_expiry(void **state)
@@ -642,6 +647,96 @@ static void release_all_on_exit(void **state)
     assert_string_equal(get(f, f->sent[2].cmd.id).origin, "on_exit");
 }
 
+static void release_waits_for_answer_then_stops_task(void **state)
+{
+    fx *f = *state;
+    /* A release decided while the setpoint is still unanswered waits... */
+    gp_submit_result r1 = submit1(f, sp("h/p1", -4000), T0);
+    gp_submit_result r2 = submit1(f, rel("h/p1"), T0 + 10);
+    assert_int_equal(r2.outcome, GP_SUBMIT_QUEUED);
+    assert_int_equal(f->n_sent, 1);
+    /* ...and goes out as soon as the answer says a vendor task runs. */
+    answer(f, r1.id, GP_PENDING, 0, 0, "req-5", T0 + 20);
+    assert_int_equal(f->n_sent, 2);
+    assert_int_equal(f->sent[1].cmd.kind, GP_CMD_RELEASE);
+    assert_true(f->sent[1].cmd.value == 0); /* the ABI's value for a release */
+    answer(f, r2.id, GP_DONE, 0, 0, NULL, T0 + 30);
+    assert_int_equal(get(f, r1.id).state, GP_JS_CANCELLED);
+    assert_int_equal(gp_dispatch_pending_tasks(f->d), 0);
+}
+
+static void timeout_leaves_state_unknown(void **state)
+{
+    fx *f = *state;
+    gp_submit_result r1 = submit1(f, sp("a/b1", -3000), T0);
+    answer(f, r1.id, GP_DONE, 0, 0, NULL, T0);
+    gp_submit_result r2 = submit1(f, sp("a/b1", 1000), T0 + 1000);
+    gp_dispatch_sweep(f->d, T0 + 122000);
+    assert_int_equal(get(f, r2.id).state, GP_JS_TIMEOUT);
+    /* The vendor may have applied #2: #1 is not assumed in force any more... */
+    row w1 = get(f, r1.id);
+    assert_int_equal(w1.state, GP_JS_DONE);
+    assert_int_equal(slot(f, "a/b1")->id, 0);
+    /* ...so the strategy's next decision goes out, even the old value. */
+    assert_int_equal(submit1(f, sp("a/b1", -3000), T0 + 123000).outcome, GP_SUBMIT_SENT);
+    assert_int_equal(gp_dispatch_failures(f->d), 1);
+}
+
+static void native_duration_refreshed(void **state)
+{
+    fx *f = *state;
+    gp_intent in = sp("h/p1", -3000);
+    in.fields |= GP_IF_DURATION;
+    in.duration_s = 600;
+    gp_submit_result r = submit1(f, in, T0);
+    answer(f, r.id, GP_DONE, 0, 0, NULL, T0);
+    /* Re-asserted early: nothing to do. */
+    assert_int_equal(submit1(f, in, T0 + 60000).outcome, GP_SUBMIT_UNCHANGED);
+    /* Re-asserted with less than half its time left: sent again so it does not lapse. */
+    gp_submit_result r2 = submit1(f, in, T0 + 310000);
+    assert_int_equal(r2.outcome, GP_SUBMIT_SENT);
+    answer(f, r2.id, GP_DONE, 0, 0, NULL, T0 + 310000);
+    assert_int_equal(get(f, r.id).state, GP_JS_DONE);
+}
+
+static void restore_rules(void **state)
+{
+    fx *f = *state;
+    /* A queued command long ago, an accepted one, then a newer one whose answer was lost. */
+    gp_submit_result p = submit1(f, sp("h/p1", -4000), T0);
+    answer(f, p.id, GP_PENDING, 0, 0, "req-1", T0);
+    gp_submit_result q = submit1(f, sp("h/p1", 1000), T0 + 10);
+    gp_submit_result a = submit1(f, sp("a/b1", -3000), T0);
+    answer(f, a.id, GP_DONE, 0, 0, NULL, T0);
+    gp_submit_result s = submit1(f, sp("a/b1", 2000), T0 + 100);
+    gp_dispatch_free(f->d);
+    gp_fleet_free(f->fleet);
+
+    /* A dry run after the restart sends nothing, not even what was queued. */
+    f->n_sent = 0;
+    build(f);
+    f->d = new_dispatch(f, 1, INFINITY);
+    gp_dispatch_restore(f->d, AD_H, T0 + 60000);
+    gp_dispatch_restore(f->d, AD_A, T0 + 60000);
+    assert_int_equal(f->n_sent, 0);
+    assert_int_equal(get(f, q.id).state, GP_JS_QUEUED);
+    /* The lost answer leaves b1's state unknown: #a is not in force any more. */
+    assert_int_equal(get(f, s.id).state, GP_JS_TIMEOUT);
+    assert_int_equal(get(f, a.id).state, GP_JS_DONE);
+    assert_int_equal(slot(f, "a/b1")->id, 0);
+    gp_dispatch_free(f->d);
+    gp_fleet_free(f->fleet);
+
+    /* A real run an hour later: the queued command is stale, never sent. */
+    build(f);
+    f->d = new_dispatch(f, 0, INFINITY);
+    gp_dispatch_restore(f->d, AD_H, T0 + 3600000);
+    assert_int_equal(f->n_sent, 0);
+    row wq = get(f, q.id);
+    assert_int_equal(wq.state, GP_JS_CANCELLED);
+    assert_non_null(strstr(wq.error, "stale"));
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -664,6 +759,10 @@ int main(void)
         T(settings_use_their_own_slot),
         T(restore_after_restart),
         T(release_all_on_exit),
+        T(release_waits_for_answer_then_stops_task),
+        T(timeout_leaves_state_unknown),
+        T(native_duration_refreshed),
+        T(restore_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

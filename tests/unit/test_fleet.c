@@ -99,6 +99,11 @@ static void readings_and_staleness(void **state)
     assert_true(dev->online);
     gp_fleet_refresh_online(f, 36000);
     assert_false(dev->online);
+    /* A reading stamped in the future counts from now. */
+    gp_reading future = reading(50, 0, 0);
+    future.ts_ms = 10000000;
+    gp_fleet_reading(f, 0, &future, 37000);
+    assert_int_equal(dev->ts_ms, 37000);
     /* A field the vendor stops reporting is unknown, not its old value. */
     gp_reading r2 = reading(51, NAN, 0);
     gp_fleet_reading(f, 0, &r2, 40000);
@@ -136,6 +141,7 @@ static void site_aggregates(void **state)
     assert_true(s.capacity_wh == 30000);
     /* Capacity-weighted: (10 kWh * 20% + 20 kWh * 80%) / 30 kWh = 60%. */
     assert_true(fabs(s.soc_pct - 60.0) < 1e-9);
+    assert_true(isnan(s.pv_w)); /* nobody reports PV: unknown, not 0 */
     gp_fleet_free(f);
 }
 
@@ -151,7 +157,7 @@ static void memory_per_device(void **state)
     }
     assert_int_equal(gp_fleet_find(f, "fusion/NE=00054321"), 54321);
     size_t per = gp_fleet_bytes(f) / 100000;
-    print_message("fleet: %zu bytes per device at 100,000 devices\n", per);
+    print_message("# fleet: %zu bytes per device at 100,000 devices\n", per);
     /* Flat arrays: a few hundred bytes per device, not kilobytes. */
     assert_true(per < 1024);
     gp_fleet_free(f);

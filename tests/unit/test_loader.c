@@ -27,7 +27,7 @@ static void refused(const char *name, const char *reason)
     char err[512];
     const char *file = plugin(name);
     assert_int_equal(gp_loader_open(file, &host, &p, err, sizeof err), -1);
-    print_message("%s\n", err);
+    print_message("# %s\n", err);
     /* One line naming the file and the reason. */
     assert_non_null(strstr(err, file));
     assert_non_null(strstr(err, reason));
@@ -116,7 +116,7 @@ static void scans_folder(void **state)
     char *path[] = {(char *)GP_TEST_PLUGIN_DIR, NULL};
     int n = 0;
     gp_loader_scan(path, count_file, &n);
-    assert_int_equal(n, 8);
+    assert_int_equal(n, 9);
 }
 
 int main(void)

@@ -678,6 +678,23 @@ static void test_memory_hog(void **state)
     memhog("pcall", "strategy exceeded its ");
 }
 
+/* table.sort runs in C where the deadline cannot reach: its size is bounded instead. */
+static void test_sort_bounded(void **state)
+{
+    (void)state;
+    gp_fleet *f = one_device_fleet();
+    gp_tick_out out;
+    gp_strategy *s = load_opts("sort.lua", "{\"n\": 100000}", 0, 0);
+    tick_ok(s, f, &out); /* a big but allowed sort, and one with a comparator */
+    gp_strategy_free(s);
+    s = load_opts("sort.lua", "{\"n\": 600000}", 0, 256 * MiB);
+    char err[2048] = "";
+    assert_int_equal(tick(s, f, &out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "sort.lua:4: table.sort: 600000 elements is more than"));
+    gp_strategy_free(s);
+    gp_fleet_free(f);
+}
+
 /* ---- scale -------------------------------------------------------------------------- */
 
 static void test_big_fleet_not_charged(void **state)
@@ -796,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_runaway_load_reader),
         cmocka_unit_test(test_runaway_table_functions),
         cmocka_unit_test(test_memory_hog),
+        cmocka_unit_test(test_sort_bounded),
         cmocka_unit_test(test_big_fleet_not_charged),
         cmocka_unit_test(test_memory_allowance_stable),
         cmocka_unit_test(test_bench_10k),
