@@ -439,16 +439,22 @@ static void json_logs(void **state)
     free(out), free(err);
 }
 
-/* A vendor session that has expired: one login, then every read and command goes through. */
-static void login_then_replay(void **state)
+/* The authplug test plugin behind adapter "v", with CHARGE_ALL at -1000 W. */
+static void authplug(it_env *t, int devices, const char *login)
 {
-    it_env *t = *state;
     it_write(t, "s.lua", CHARGE_ALL);
     it_write(t, "gridpilot.json",
              "{\"plugin_path\": [\"%s\"], \"strategy\": {\"file\": \"s.lua\", \"params\": "
              "{\"w\": -1000}}, \"adapters\": [{\"id\": \"v\", \"plugin\": \"authplug\","
-             " \"timeout\": \"200ms\", \"config\": {\"devices\": 3}}]}",
-             GP_IT_TEST_PLUGINS);
+             " \"timeout\": \"200ms\", \"config\": {\"devices\": %d, \"login\": \"%s\"}}]}",
+             GP_IT_TEST_PLUGINS, devices, login);
+}
+
+/* A vendor session that has expired: one login, then every read and command goes through. */
+static void login_then_replay(void **state)
+{
+    it_env *t = *state;
+    authplug(t, 3, "ok");
     char *out, *err;
     assert_int_equal(it_run(t, 30, &out, &err, "run", "-c", t->cfg, "--once", NULL), 0);
     assert_non_null(strstr(err, "authentication expired during a read; logging in again"));
@@ -463,12 +469,7 @@ static void login_then_replay(void **state)
 static void login_that_hangs(void **state)
 {
     it_env *t = *state;
-    it_write(t, "s.lua", CHARGE_ALL);
-    it_write(t, "gridpilot.json",
-             "{\"plugin_path\": [\"%s\"], \"strategy\": {\"file\": \"s.lua\", \"params\": "
-             "{\"w\": -1000}}, \"adapters\": [{\"id\": \"v\", \"plugin\": \"authplug\","
-             " \"timeout\": \"200ms\", \"config\": {\"devices\": 2, \"login\": \"hang\"}}]}",
-             GP_IT_TEST_PLUGINS);
+    authplug(t, 2, "hang");
     char *out, *err;
     assert_int_equal(it_run(t, 30, &out, &err, "run", "-c", t->cfg, "--once", NULL), 1);
     assert_non_null(strstr(err, "login failed: login did not finish within 400ms"));
