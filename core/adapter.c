@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "quota.h"
 #include "runtime.h"
 #include "str.h"
 #include "timer.h"
@@ -13,6 +14,21 @@
 
 #define DISCOVER_RETRY_MIN_MS 10000
 #define DISCOVER_RETRY_MAX_MS 600000
+
+/* What the quota queue sends through: the core's HTTP client with this adapter's options. */
+static int send_http(void *ctx, const gp_http_req *req, gp_http_cb cb, void *ud)
+{
+    gp_hctx *h = ctx;
+    h->last_activity_ms = gp_now_ms();
+    return gp_http_request(gp_rt_http(h->rt), &h->http, h, req, cb, ud);
+}
+
+int gp_adapter_stalled(const gp_hctx *h, int64_t now, int64_t limit_ms)
+{
+    /* Waiting for its quota is progress too: a large account's discovery is paced by it. */
+    if (h->quotas && gp_quotaq_waiting(h->quotas)) return 0;
+    return now - h->last_activity_ms > limit_ms;
+}
 
 gp_hctx *gp_adapter_open(struct gp_rt *rt, unsigned index, const gp_adapter_cfg *cfg,
                          const char *config_dir, char *const *plugin_path, gp_diag *d)
@@ -58,6 +74,9 @@ gp_hctx *gp_adapter_open(struct gp_rt *rt, unsigned index, const gp_adapter_cfg 
         .who = cfg->id,
     };
     h->discover_backoff_ms = DISCOVER_RETRY_MIN_MS;
+    if (rt)
+        h->quotas =
+            gp_quotaq_new(send_http, h, h->plugin.desc.quotas, h->plugin.desc.n_quotas, cfg->id);
     cJSON *empty = NULL;
     const cJSON *conf = cfg->config;
     if (!conf) conf = empty = cJSON_CreateObject();
@@ -95,6 +114,7 @@ void gp_adapter_close(gp_hctx *h)
     gp_timer_stop(h->login_timer);
     h->login_timer = NULL;
     free(h->login_msg);
+    if (h->quotas) gp_quotaq_abort(h->quotas);
     if (h->rt && gp_rt_http(h->rt)) gp_http_cancel_owner(gp_rt_http(h->rt), h);
     gp_host_stop_timers(h); /* as the ABI promises: before destroy() */
     if (h->inst) h->plugin.desc.destroy(h->inst);
@@ -105,6 +125,7 @@ void gp_adapter_close(gp_hctx *h)
     free(h->devs);
     free(h->reads);
     gp_idmap_clear(&h->seen);
+    gp_quotaq_free(h->quotas);
     free(h);
 }
 
@@ -113,6 +134,7 @@ void gp_adapter_close(gp_hctx *h)
 static void start_discovery(void *ud)
 {
     gp_hctx *h = ud;
+    h->last_activity_ms = gp_now_ms();
     h->start_timer = h->retry_timer = NULL;
     h->state = GP_AD_DISCOVERING;
     h->n_devs = 0; /* re-discovery announces them again (indices are kept by the fleet) */
@@ -309,6 +331,11 @@ static void login_deadline(void *ud)
 {
     gp_hctx *h = ud;
     h->login_timer = NULL;
+    /* Waiting for the login quota (Huawei: one a minute) is not a hang: look again later. */
+    if (h->quotas && gp_quotaq_waiting(h->quotas)) {
+        h->login_timer = gp_timer_start((double)h->cfg->timeout_ms * 2 / 1000.0, login_deadline, h);
+        return;
+    }
     char msg[96], dur[32];
     gp_format_duration(2 * h->cfg->timeout_ms, dur, sizeof dur);
     snprintf(msg, sizeof msg, "login did not finish within %s", dur);

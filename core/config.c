@@ -226,8 +226,8 @@ static void parse_adapter(ctx *c, gp_config *cfg, const cJSON *a, int i)
         gp_diag_add(c->d, path, "must be an object");
         return;
     }
-    static const char *const keys[] = {"id",      "plugin",     "config",  "poll", "task_poll",
-                                       "timeout", "tls_verify", "ca_file", NULL};
+    static const char *const keys[] = {"id",      "plugin", "config",     "poll",    "task_poll",
+                                       "timeout", "busy",   "tls_verify", "ca_file", NULL};
     check_keys(a, path, keys, NULL, c->d);
     ad->id = get_string(c, a, path, "id", NULL, 1);
     ad->plugin = get_string(c, a, path, "plugin", NULL, 1);
@@ -252,6 +252,12 @@ static void parse_adapter(ctx *c, gp_config *cfg, const cJSON *a, int i)
         gp_diag_add(c->d, "", "%s.tls_verify: must be true or false", path);
     else if (tv)
         ad->tls_verify = cJSON_IsTrue(tv);
+    char *busy = get_string(c, a, path, "busy", "queue", 0);
+    if (busy && strcmp(busy, "replace") == 0)
+        ad->busy_replace = 1;
+    else if (!busy || strcmp(busy, "queue") != 0)
+        gp_diag_add(c->d, "", "%s.busy: must be \"queue\" or \"replace\"", path);
+    free(busy);
     char *ca = get_string(c, a, path, "ca_file", NULL, 0);
     if (ca) {
         ad->ca_file = resolve(c, ca);

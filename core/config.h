@@ -26,6 +26,7 @@ typedef struct gp_adapter_cfg {
     int64_t timeout_ms;         /* default HTTP timeout */
     int tls_verify;             /* 1 unless "tls_verify": false */
     char *ca_file;              /* absolute, or NULL */
+    int busy_replace;           /* "busy": "replace" (stop a running task for a new command) */
 } gp_adapter_cfg;
 
 typedef struct gp_config {

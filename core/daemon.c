@@ -90,6 +90,12 @@ static uint32_t io_flags(void *ud, unsigned a)
     return rt->ad[a] ? rt->ad[a]->plugin.desc.flags : 0;
 }
 
+static int io_replace_busy(void *ud, unsigned a)
+{
+    struct gp_rt *rt = ud;
+    return rt->cfg->adapters[a].busy_replace;
+}
+
 static void finish(struct gp_rt *rt);
 
 static void io_fatal(void *ud, const char *why)
@@ -333,18 +339,29 @@ static void check_ready(struct gp_rt *rt)
     rt->ready_timer = gp_timer_start(0, ready_cb, rt);
 }
 
-/* An adapter whose discovery or first read never finishes must not hold the others back. */
+/* An adapter whose discovery or first read makes no progress (nothing sent, nothing
+ * answered, no request waiting for its quota) for a command timeout must not hold the others
+ * back. Slow is fine: a large Huawei account discovers one page of plants per minute. */
 static void startup_deadline_cb(void *ud)
 {
     struct gp_rt *rt = ud;
     rt->startup_timer = NULL;
+    int64_t now = gp_now_ms(), limit = rt->cfg->command_timeout_ms;
+    int waiting = 0;
     for (size_t i = 0; i < rt->n_ad; i++) {
         if (rt->settled[i]) continue;
+        if (rt->ad[i] && !gp_adapter_stalled(rt->ad[i], now, limit)) {
+            waiting = 1;
+            continue;
+        }
         gp_warn(rt->cfg->adapters[i].id,
-                "no devices read yet; starting without it (it joins when it answers)");
+                "no progress for a while and no devices read yet; starting without it (it "
+                "joins when it answers)");
         rt->settled[i] = 1;
         if (rt->o.once) rt->exit_code = 1;
     }
+    if (waiting)
+        rt->startup_timer = gp_timer_start((double)limit / 4000.0, startup_deadline_cb, rt);
     check_ready(rt);
 }
 
@@ -499,7 +516,8 @@ int gp_daemon_run(const gp_run_opts *o)
         .max_attempts = rt->cfg->max_attempts,
         .command_timeout_ms = rt->cfg->command_timeout_ms,
     };
-    gp_dispatch_io io = {rt, io_send, io_poll, io_login, io_flags, io_task_poll_ms, io_fatal};
+    gp_dispatch_io io = {rt,       io_send,         io_poll,  io_login,
+                         io_flags, io_task_poll_ms, io_fatal, io_replace_busy};
     rt->dispatch = gp_dispatch_new(rt->fleet, rt->journal, &dopts, &io);
     rt->deferred = gp_deferred_new(rt->dispatch, rt->journal);
     rt->http = gp_http_new(gp_loop());

@@ -622,6 +622,20 @@ static void cancel_queued(gp_dispatch *d, gp_slot *s, const char *why, int64_t n
     s->queued.soc_target = NAN;
 }
 
+/* Send a release ahead of the queued command, to stop the device's running task. */
+static void stop_task(gp_dispatch *d, uint32_t devi, int64_t now)
+{
+    gp_slot *s = &gp_fleet_dev(d->fleet, devi)->slot[GP_SLOT_DISPATCH];
+    gp_cmdval rel = {GP_CMD_RELEASE, NAN, NAN, 0};
+    uint64_t id = journal_new(d, devi, &rel, GP_JS_QUEUED, "replace", now);
+    if (!id) return; /* the queued command simply waits for the task */
+    live *l = live_add(d, id, devi, GP_SLOT_DISPATCH);
+    l->cmd = rel;
+    take_slot(d, l, s, now);
+    start_send(d, l, now);
+    log_cmd(d, devi, id, &rel, "sent to stop the running task for a newer command");
+}
+
 /* One validated command for one device slot. */
 static int place(gp_dispatch *d, const accepted *a, const char *origin, int64_t now,
                  gp_submit_result *r)
@@ -686,6 +700,11 @@ static int place(gp_dispatch *d, const accepted *a, const char *origin, int64_t 
         s->queued_id = id;
         s->queued = *c;
         log_cmd(d, a->dev, id, c, "queued behind the running command");
+        /* busy = "replace": stop the running vendor task; the new command follows once the
+         * stop is confirmed (ADR 3). */
+        if (s->state == GP_JS_PENDING && a->slot == GP_SLOT_DISPATCH && d->io.replace_busy &&
+            d->io.replace_busy(d->io.ud, dev->adapter))
+            stop_task(d, a->dev, now);
         return GP_SUBMIT_QUEUED;
     }
     cancel_queued(d, s, "superseded by a newer command", now);

@@ -39,6 +39,9 @@ typedef struct gp_dispatch_io {
     /* The journal failed (disk full, I/O error): nothing more can be followed safely. May be
      * NULL. why is borrowed. */
     void (*fatal)(void *ud, const char *why);
+    /* Does adapter a want a running vendor task stopped when a different command comes for
+     * its device (adapter option busy = "replace")? May be NULL (never). */
+    int (*replace_busy)(void *ud, unsigned adapter);
 } gp_dispatch_io;
 
 typedef struct gp_dispatch_opts {

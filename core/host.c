@@ -9,6 +9,7 @@
 #include "json.h"
 #include "log.h"
 #include "path.h"
+#include "quota.h"
 #include "runtime.h"
 #include "secret.h"
 #include "str.h"
@@ -155,7 +156,7 @@ static int h_http(gp_hctx *h, const gp_http_req *req, gp_http_cb cb, void *ud)
     size_t n = req->size && req->size < sizeof r ? req->size : sizeof r;
     memcpy(&r, req, n);
     r.size = sizeof r;
-    return gp_http_request(gp_rt_http(h->rt), &h->http, h, &r, cb, ud);
+    return gp_quotaq_request(h->quotas, &r, cb, ud);
 }
 
 /* ---- configuration -------------------------------------------------------------------- */
@@ -253,6 +254,7 @@ static int64_t h_device_add(gp_hctx *h, const gp_device_info *info)
         if (h) gp_warn(h->cfg->id, "plugin bug: device_add outside discovery; ignored");
         return -1;
     }
+    h->last_activity_ms = gp_now_ms();
     gp_device_info in;
     norm_info(info, &in);
     if (in.caps & ~(uint32_t)(GP_CAP_READ | GP_CAP_WRITE_MASK)) {
@@ -327,6 +329,7 @@ static void h_reading(gp_hctx *h, uint32_t device, const gp_reading *r)
 static void h_read_done(gp_hctx *h, uint64_t op, const gp_result *r)
 {
     if (!h || !h->rt || !r) return;
+    h->last_activity_ms = gp_now_ms();
     gp_result in;
     gp_host_norm_result(r, &in);
     gp_adapter_read_done(h, op, &in);
@@ -381,6 +384,11 @@ static void h_free(void *p)
     free(p);
 }
 
+static void h_rate_limited(gp_hctx *h, const char *endpoint, double retry_after_s)
+{
+    if (h && h->quotas) gp_quotaq_limited(h->quotas, endpoint, retry_after_s);
+}
+
 static const gp_host host_table = {
     .size = sizeof(gp_host),
     .abi_major = GP_ABI_MAJOR,
@@ -423,6 +431,7 @@ static const gp_host host_table = {
     .kv_get = h_kv_get,
     .free = h_free,
     .parse_duration_ms = gp_parse_duration_ms,
+    .rate_limited = h_rate_limited,
 };
 
 const gp_host *gp_host_table(void)

@@ -50,7 +50,8 @@ struct gp_hctx {
     char **owned;              /* strings handed to the plugin (secrets, paths); owned */
     size_t n_owned;
     gp_http_opts http;
-    int state; /* gp_adapter_state */
+    struct gp_quota_queue *quotas; /* quota-scheduled HTTP (NULL in `check`); owned */
+    int state;                     /* gp_adapter_state */
     int64_t discover_backoff_ms;
     gp_timer *retry_timer, *poll_timer, *start_timer, *settle_timer;
     int discovered_once;
@@ -67,7 +68,8 @@ struct gp_hctx {
     char *login_msg; /* the login's outcome message until it settles; owned */
     void **timers;   /* the plugin's timers (host.c), stopped when the adapter closes */
     size_t n_timers, cap_timers;
-    int read_error_logged; /* avoid one warning per poll while a vendor is down */
+    int read_error_logged;    /* avoid one warning per poll while a vendor is down */
+    int64_t last_activity_ms; /* last request sent or result reported (startup deadline) */
 };
 
 /* adapter.c */
@@ -88,6 +90,8 @@ int gp_adapter_login(struct gp_hctx *h);
 void gp_adapter_read_done(struct gp_hctx *h, uint64_t op, const gp_result *r);
 void gp_adapter_login_done(struct gp_hctx *h, const gp_result *r);
 int64_t gp_adapter_task_poll_ms(const struct gp_hctx *h);
+/* Has the adapter sent nothing and heard nothing for limit_ms (and waits for no quota)? */
+int gp_adapter_stalled(const struct gp_hctx *h, int64_t now, int64_t limit_ms);
 
 /* host.c: the services table handed to every plugin. */
 const gp_host *gp_host_table(void);

@@ -33,9 +33,31 @@ struct ev_loop *gp_loop(void)
     return EV_DEFAULT;
 }
 
+/*
+ * A faster clock for tests against vendor emulators (GRIDPILOT_TIME_SCALE=60: a minute of
+ * quotas, polls and vendor task refreshes passes in a second). The emulated time is
+ * anchor + (wall - anchor) * scale; GRIDPILOT_TIME_ANCHOR (Unix ms) lets an emulator share
+ * it, else the first reading of the clock is the anchor. HTTP timeouts stay in real time.
+ */
+static double time_scale = 0; /* 0: not read yet */
+static int64_t time_anchor;
+
+static void read_scale(void)
+{
+    const char *s = getenv("GRIDPILOT_TIME_SCALE");
+    const char *a = getenv("GRIDPILOT_TIME_ANCHOR");
+    double v = s && *s ? strtod(s, NULL) : 1.0;
+    time_scale = v > 0 && v <= 1e6 ? v : 1.0;
+    time_anchor = a && *a ? strtoll(a, NULL, 10) : gp_wall_ms();
+}
+
 int64_t gp_now_ms(void)
 {
-    return virt_on ? virt_now : gp_wall_ms();
+    if (virt_on) return virt_now;
+    if (time_scale == 0) read_scale();
+    int64_t wall = gp_wall_ms();
+    if (time_scale == 1.0) return wall;
+    return time_anchor + (int64_t)((double)(wall - time_anchor) * time_scale);
 }
 
 int gp_clock_is_virtual(void)
@@ -164,7 +186,8 @@ gp_timer *gp_timer_start(double after_s, gp_timer_cb cb, void *ud)
         t->seq = virt_seq++;
         heap_push(t);
     } else {
-        ev_timer_init(&t->w, real_cb, after_s, 0.);
+        if (time_scale == 0) read_scale();
+        ev_timer_init(&t->w, real_cb, after_s / time_scale, 0.);
         t->w.data = t;
         ev_timer_start(gp_loop(), &t->w);
     }

@@ -36,7 +36,7 @@ extern "C" {
 
 #define GP_PLUGIN_MAGIC 0x47505031u /* "GPP1" */
 #define GP_ABI_MAJOR    1           /* incompatible changes; the loader refuses a mismatch */
-#define GP_ABI_MINOR    0           /* compatible additions at the end of structs */
+#define GP_ABI_MINOR    1           /* compatible additions at the end of structs */
 
 /* The one exported symbol. Its name carries the major version so that an old plugin is
  * refused by name rather than misread. */
@@ -354,6 +354,13 @@ typedef struct gp_host {
     /* Parse a duration ("500ms", "30s", "5m", "1h", "1d") the way the core does, so plugin
      * options read like the rest of the config. Returns 0, or -1 with a reason in err. */
     int (*parse_duration_ms)(const char *text, int64_t *out_ms, char *err, size_t errlen);
+
+    /* -- ABI 1.1 (check size first) -- */
+    /* The vendor answered "too many requests" (Huawei failCode 407) for quota `endpoint`:
+     * the host sends nothing more to that endpoint for retry_after_s seconds (0: the rest
+     * of the quota's period) and counts it. Report the operation itself as failed with
+     * GP_E_RATE_LIMIT as usual; the core retries it. */
+    void (*rate_limited)(gp_hctx *h, const char *endpoint, double retry_after_s);
 
     void *reserved[16];
 } gp_host;

@@ -77,14 +77,14 @@ static void end_op(sim *s, int64_t now)
 
 static const char *mode_name(const sim_dev *d)
 {
-    return !d->on ? "off" : d->mode == SIM_FORCED ? "forced" : "self";
+    return !d->ph.on ? "off" : d->ph.mode == SIM_FORCED ? "forced" : "self";
 }
 
 static void report(sim *s, uint32_t device, uint32_t i, int64_t now)
 {
     const sim_dev *d = &s->dev[i];
     const sim_tmpl *t = sim_tmpl_of(s, i);
-    int battery = t->capacity_wh > 0;
+    int battery = t->phys.capacity_wh > 0;
     sim_power pw;
     sim_instant(s, i, now, &pw);
     /* 12 digits: far below any tolerance that matters, and printing doubles is most of what
@@ -95,24 +95,24 @@ static void report(sim *s, uint32_t device, uint32_t i, int64_t now)
                        "{\"mode\":\"%s\",\"task\":%s,\"stored_wh\":%.12g,\"import_wh\":%.12g,"
                        "\"export_wh\":%.12g,\"pv_wh\":%.12g,\"load_wh\":%.12g,"
                        "\"charge_wh\":%.12g,\"discharge_wh\":%.12g,\"loss_wh\":%.12g}",
-                       mode_name(d), task, d->stored_wh, d->ctr[SIM_IMPORT], d->ctr[SIM_EXPORT],
-                       d->ctr[SIM_PV], d->ctr[SIM_LOAD], d->ctr[SIM_CHARGE], d->ctr[SIM_DISCHARGE],
-                       d->ctr[SIM_LOSS]);
+                       mode_name(d), task, d->ph.stored_wh, d->ph.ctr[SIM_IMPORT],
+                       d->ph.ctr[SIM_EXPORT], d->ph.ctr[SIM_PV], d->ph.ctr[SIM_LOAD],
+                       d->ph.ctr[SIM_CHARGE], d->ph.ctr[SIM_DISCHARGE], d->ph.ctr[SIM_LOSS]);
     gp_json *extra = H->json_parse(text, (size_t)len, err, sizeof err);
     gp_reading r = {
         .size = sizeof(gp_reading),
         .ts_ms = now,
         .online = 1,
-        .soc_pct = battery ? 100.0 * d->stored_wh / t->capacity_wh : NAN,
+        .soc_pct = battery ? 100.0 * d->ph.stored_wh / t->phys.capacity_wh : NAN,
         .battery_w = pw.battery_w,
         .pv_w = pw.pv_w,
         .load_w = pw.load_w,
         .grid_w = pw.grid_w,
-        .capacity_wh = t->capacity_wh,
-        .max_charge_w = battery ? t->max_charge_w : 0,
-        .max_discharge_w = battery ? t->max_discharge_w : 0,
-        .soc_min_pct = battery ? d->soc_min_pct : NAN,
-        .soc_max_pct = battery ? t->soc_max_pct : NAN,
+        .capacity_wh = t->phys.capacity_wh,
+        .max_charge_w = battery ? t->phys.max_charge_w : 0,
+        .max_discharge_w = battery ? t->phys.max_discharge_w : 0,
+        .soc_min_pct = battery ? d->ph.soc_min_pct : NAN,
+        .soc_max_pct = battery ? t->phys.soc_max_pct : NAN,
         .extra = extra,
     };
     H->reading(s->h, device, &r);
@@ -182,7 +182,7 @@ static void poll_one(sim *s, uint64_t cmd_id, uint32_t local, const char *ref, i
     sim_task *t = n && i < 0 ? sim_task_find(s, n) : NULL;
     if (i >= 0) {
         r.status = GP_PENDING;
-        r.energy_wh = s->dev[i].task_wh;
+        r.energy_wh = s->dev[i].ph.forced_wh;
     } else if (t) {
         r.status = GP_DONE;
         r.energy_wh = t->wh;
@@ -253,7 +253,7 @@ static void *sim_create(gp_hctx *h, const gp_json *config)
     if (!s) return NULL;
     sim_persist_load(s);
     H->log(h, GP_LOG_DEBUG, "sim: %zu device(s) from %zu template(s), seed %lld, %s", s->n_dev,
-           s->n_tmpl, (long long)s->seed, s->async ? "async" : "sync");
+           s->n_tmpl, (long long)s->world.seed, s->async ? "async" : "sync");
     return s;
 }
 
@@ -276,7 +276,7 @@ static void sim_discover(void *inst)
     sim *s = inst;
     for (uint32_t i = 0; i < s->n_dev; i++) {
         const sim_tmpl *t = sim_tmpl_of(s, i);
-        int battery = t->capacity_wh > 0;
+        int battery = t->phys.capacity_wh > 0;
         gp_device_info info = {
             .size = sizeof(gp_device_info),
             .vendor_id = sim_dev_id(s, i),
@@ -284,11 +284,11 @@ static void sim_discover(void *inst)
             .caps = battery ? GP_CAP_READ | GP_CAP_SETPOINT | GP_CAP_SOC_TARGET | GP_CAP_DOD |
                                   GP_CAP_ONOFF
                             : GP_CAP_READ | GP_CAP_SETPOINT | GP_CAP_ONOFF,
-            .capacity_wh = t->capacity_wh,
-            .max_charge_w = battery ? t->max_charge_w : 0,
-            .max_discharge_w = battery ? t->max_discharge_w : 0,
-            .soc_min_pct = battery ? s->dev[i].soc_min_pct : NAN,
-            .soc_max_pct = battery ? t->soc_max_pct : NAN,
+            .capacity_wh = t->phys.capacity_wh,
+            .max_charge_w = battery ? t->phys.max_charge_w : 0,
+            .max_discharge_w = battery ? t->phys.max_discharge_w : 0,
+            .soc_min_pct = battery ? s->dev[i].ph.soc_min_pct : NAN,
+            .soc_max_pct = battery ? t->phys.soc_max_pct : NAN,
             .model = battery ? "sim battery with PV" : "sim PV inverter",
         };
         H->device_add(s->h, &info);

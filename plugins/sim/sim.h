@@ -12,62 +12,34 @@
 #include <stdio.h>
 
 #include "gridpilot/plugin.h"
+#include "sim_physics.h"
 
 /* The host table handed to the entry; outlives every instance. */
 extern const gp_host *sim_host;
 
 #define SIM_NOT_STARTED INT64_MIN /* sim_dev.last_ms before the first advance */
-#define SIM_MINUTE_MS   60000
-
-enum sim_mode { SIM_SELF = 0, SIM_FORCED = 1 };
-
-/* Cumulative energy counters per device, Wh, all >= 0. */
-enum sim_ctr {
-    SIM_IMPORT,
-    SIM_EXPORT,
-    SIM_PV,
-    SIM_LOAD,
-    SIM_CHARGE,    /* AC energy into the battery */
-    SIM_DISCHARGE, /* AC energy out of the battery */
-    SIM_LOSS,      /* conversion losses, both directions */
-    SIM_NCTR
-};
-
-/* A daily load profile: points at seconds after midnight UTC, interpolated linearly and
- * wrapped around midnight. */
-typedef struct sim_profile {
-    double *t_s; /* owned; strictly increasing, in [0, 86400) */
-    double *w;   /* owned */
-    size_t n;    /* 0: no profile */
-} sim_profile;
 
 /* One entry of config.devices. */
 typedef struct sim_tmpl {
-    char *id; /* owned */
-    double capacity_wh, max_charge_w, max_discharge_w, soc_pct, efficiency;
-    double soc_min_pct, soc_max_pct, pv_peak_w, load_w;
-    sim_profile profile;
+    char *id;                    /* owned */
+    double soc_pct, soc_min_pct; /* initial state */
+    sim_phys_params phys;        /* its profile's arrays are owned here */
 } sim_tmpl;
 
-/* One simulated device: its template, its control state and its energy accounts. */
+/* One simulated device: its template, its physical state (on/off, mode, setpoint, stored
+ * energy, SoC floor moved by dod, energy accounts; ph.forced_wh is the running task's energy)
+ * and what the plugin adds around it (durations, tasks, persistence). */
 typedef struct sim_dev {
-    uint32_t tmpl;      /* index into sim.tmpl */
-    uint32_t name;      /* offset of the NUL-terminated id in sim.names */
-    uint8_t on;         /* inverter on */
-    uint8_t mode;       /* sim_mode */
-    uint8_t fail;       /* listed in config.fail */
-    uint8_t dirty;      /* state changed by a command or a forced-mode end: persist it */
-    uint8_t has_key;    /* a per-device kv record newer than the snapshot exists */
-    double stored_wh;   /* energy in the battery */
-    double soc_min_pct; /* moved by dod */
-    double set_w;       /* forced: battery W (+ discharge), or the PV cap of a PV-only device */
-    double soc_target;  /* forced: end when reached; NAN for none */
-    int64_t until_ms;   /* forced: end of duration_s; 0 for none */
-    int64_t last_ms;    /* simulated up to here; SIM_NOT_STARTED before the first advance */
-    uint64_t task;      /* number n of the running task "sim-n"; 0 for none */
+    uint32_t tmpl;    /* index into sim.tmpl */
+    uint32_t name;    /* offset of the NUL-terminated id in sim.names */
+    uint8_t fail;     /* listed in config.fail */
+    uint8_t dirty;    /* state changed by a command or a forced-mode end: persist it */
+    uint8_t has_key;  /* a per-device kv record newer than the snapshot exists */
+    int64_t until_ms; /* forced: end of duration_s; 0 for none */
+    int64_t last_ms;  /* simulated up to here; SIM_NOT_STARTED before the first advance */
+    uint64_t task;    /* number n of the running task "sim-n"; 0 for none */
     int64_t task_start_ms, task_deadline_ms;
-    double task_wh; /* AC energy moved by the running task so far */
-    double ctr[SIM_NCTR];
+    sim_phys_state ph;
 } sim_dev;
 
 /* A task that has ended, kept so polls (also after a restart) can still answer DONE. */
@@ -87,9 +59,9 @@ typedef struct sim {
     size_t n_tmpl;
     sim_dev *dev; /* owned, n_dev entries */
     size_t n_dev;
-    char *names;       /* owned; every device id, NUL-terminated, back to back */
-    uint32_t *by_name; /* owned; device indexes sorted by id */
-    uint64_t seed;
+    char *names;          /* owned; every device id, NUL-terminated, back to back */
+    uint32_t *by_name;    /* owned; device indexes sorted by id */
+    sim_phys_world world; /* the seed */
     int async;
     int64_t latency_ms, task_time_ms, snapshot_ms;
     FILE *trace; /* owned; NULL without trace_file */
@@ -102,7 +74,6 @@ typedef struct sim {
     int64_t snap_ms;    /* clock at the last snapshot (or at the first operation) */
     int64_t prune_ms;   /* clock at the last prune of ended tasks */
     sim_pending *queue; /* owned; completions waiting for their latency timer */
-    double load_norm;   /* makes the daily load shape average 1 */
 } sim;
 
 static inline const char *sim_dev_id(const sim *s, uint32_t i)
@@ -128,12 +99,7 @@ long sim_find_device(const sim *s, const char *id);
 /* Put device i into its template's initial state (SoC, mode, counters, clock). */
 void sim_dev_reset(sim *s, uint32_t i);
 
-/* sim_model.c: the physics. */
-typedef struct sim_power {
-    double pv_w, load_w, battery_w, grid_w;
-} sim_power;
-/* Precompute what the model needs (the load shape's normalisation). */
-void sim_model_init(sim *s);
+/* sim_model.c: the physics of sim_physics.c applied to the plugin's devices. */
 /* Simulate device i from its last update up to now (nothing if now is not later). A state
  * change on the way (a forced period ending) is persisted before it returns. */
 void sim_advance(sim *s, uint32_t i, int64_t now);
@@ -143,8 +109,6 @@ void sim_instant(const sim *s, uint32_t i, int64_t now, sim_power *out);
 void sim_end_forced(sim *s, uint32_t i, int64_t at_ms);
 /* 1 if device i is in forced mode with a soc_target it has reached. */
 int sim_target_reached(const sim *s, uint32_t i);
-/* Stored energy at a SoC percentage. */
-double sim_wh_at(const sim *s, uint32_t i, double pct);
 
 /* sim_task.c: ended tasks. */
 void sim_task_close(sim *s, uint32_t i, int64_t end_ms);

@@ -52,7 +52,7 @@ static int setpoint(sim *s, uint32_t i, const gp_cmd *c, int64_t now, sim_answer
     sim_dev *d = &s->dev[i];
     const sim_tmpl *t = sim_tmpl_of(s, i);
     const char *id = sim_dev_id(s, i);
-    int battery = t->capacity_wh > 0;
+    int battery = t->phys.capacity_wh > 0;
     if (!isfinite(c->value))
         return refuse(a, GP_E_REJECTED, "sim: %s: the setpoint must be a finite number of W", id);
     if (!battery && !isnan(c->soc_target))
@@ -72,12 +72,7 @@ static int setpoint(sim *s, uint32_t i, const gp_cmd *c, int64_t now, sim_answer
                       "discharges)",
                       id);
     if (d->task) sim_task_close(s, i, now); /* replaced: the old task ends here */
-    double w = c->value;
-    if (battery && w > t->max_discharge_w) w = t->max_discharge_w;
-    if (battery && w < -t->max_charge_w) w = -t->max_charge_w;
-    d->mode = SIM_FORCED;
-    d->set_w = w;
-    d->soc_target = battery ? c->soc_target : NAN;
+    sim_phys_force(&t->phys, &d->ph, c->value, c->soc_target);
     d->until_ms = c->duration_s ? now + (int64_t)c->duration_s * 1000 : 0;
     if (s->async) {
         uint64_t n = H->next_request_id(s->h);
@@ -85,7 +80,6 @@ static int setpoint(sim *s, uint32_t i, const gp_cmd *c, int64_t now, sim_answer
         d->task = n;
         d->task_start_ms = now;
         d->task_deadline_ms = now + s->task_time_ms;
-        d->task_wh = 0;
         a->status = GP_PENDING;
         a->ref = n;
     }
@@ -97,16 +91,16 @@ static int dod(sim *s, uint32_t i, const gp_cmd *c, sim_answer *a)
 {
     const sim_tmpl *t = sim_tmpl_of(s, i);
     const char *id = sim_dev_id(s, i);
-    if (t->capacity_wh <= 0)
+    if (t->phys.capacity_wh <= 0)
         return refuse(a, GP_E_UNSUPPORTED, "sim: %s has no battery: dod is not supported", id);
     if (!isfinite(c->value) || c->value < 0 || c->value > 100)
         return refuse(a, GP_E_REJECTED, "sim: %s: dod %g is outside 0..100", id, c->value);
     double smin = 100 - c->value;
-    if (smin > t->soc_max_pct)
+    if (smin > t->phys.soc_max_pct)
         return refuse(a, GP_E_REJECTED,
                       "sim: %s: dod %g would put soc_min_pct (%g) above soc_max_pct (%g)", id,
-                      c->value, smin, t->soc_max_pct);
-    s->dev[i].soc_min_pct = smin;
+                      c->value, smin, t->phys.soc_max_pct);
+    s->dev[i].ph.soc_min_pct = smin;
     return 0;
 }
 
@@ -146,10 +140,10 @@ void sim_cmd_apply(sim *s, const gp_cmd *c, int64_t now, sim_answer *a)
             refuse(a, GP_E_REJECTED, "sim: %s: on/off must be 1 (on) or 0 (off), got %g", id,
                    c->value);
         else
-            d->on = c->value == 1;
+            d->ph.on = c->value == 1;
         break;
     case GP_CMD_RELEASE:
-        if (d->mode == SIM_FORCED) sim_end_forced(s, i, now);
+        if (d->ph.mode == SIM_FORCED) sim_end_forced(s, i, now);
         break;
     default:
         refuse(a, GP_E_UNSUPPORTED, "sim: unknown command kind %d", (int)c->kind);

@@ -288,22 +288,22 @@ static void parse_tmpl(cfg *c, const gp_json *o, size_t idx, sim_tmpl *t)
     else
         t->id = xstrdup(id);
 
-    t->capacity_wh = get_num(c, o, pre, "capacity_wh", 13500, 0, 0, 1e9, ">= 0");
-    t->max_charge_w = get_num(c, o, pre, "max_charge_w", 5000, 0, 0, 1e9, ">= 0");
-    t->max_discharge_w = get_num(c, o, pre, "max_discharge_w", 5000, 0, 0, 1e9, ">= 0");
+    t->phys.capacity_wh = get_num(c, o, pre, "capacity_wh", 13500, 0, 0, 1e9, ">= 0");
+    t->phys.max_charge_w = get_num(c, o, pre, "max_charge_w", 5000, 0, 0, 1e9, ">= 0");
+    t->phys.max_discharge_w = get_num(c, o, pre, "max_discharge_w", 5000, 0, 0, 1e9, ">= 0");
     t->soc_pct = get_num(c, o, pre, "soc_pct", 50, 0, 0, 100, "between 0 and 100");
-    t->efficiency = get_num(c, o, pre, "efficiency", 0.95, 0, 1, 1, "in (0, 1]");
+    t->phys.efficiency = get_num(c, o, pre, "efficiency", 0.95, 0, 1, 1, "in (0, 1]");
     t->soc_min_pct = get_num(c, o, pre, "soc_min_pct", 5, 0, 0, 100, "between 0 and 100");
-    t->soc_max_pct = get_num(c, o, pre, "soc_max_pct", 100, 0, 0, 100, "between 0 and 100");
-    t->pv_peak_w = get_num(c, o, pre, "pv_peak_w", 4000, 0, 0, 1e9, ">= 0");
-    t->load_w = get_num(c, o, pre, "load_w", 400, 0, 0, 1e9, ">= 0");
-    if (t->soc_min_pct > t->soc_max_pct) {
+    t->phys.soc_max_pct = get_num(c, o, pre, "soc_max_pct", 100, 0, 0, 100, "between 0 and 100");
+    t->phys.pv_peak_w = get_num(c, o, pre, "pv_peak_w", 4000, 0, 0, 1e9, ">= 0");
+    t->phys.load_w = get_num(c, o, pre, "load_w", 400, 0, 0, 1e9, ">= 0");
+    if (t->soc_min_pct > t->phys.soc_max_pct) {
         snprintf(path, sizeof path, "%ssoc_min_pct", pre);
-        cerr(c, path, "must not be above soc_max_pct (%g)", t->soc_max_pct);
-    } else if (t->soc_pct < t->soc_min_pct || t->soc_pct > t->soc_max_pct) {
+        cerr(c, path, "must not be above soc_max_pct (%g)", t->phys.soc_max_pct);
+    } else if (t->soc_pct < t->soc_min_pct || t->soc_pct > t->phys.soc_max_pct) {
         snprintf(path, sizeof path, "%ssoc_pct", pre);
         cerr(c, path, "must be between soc_min_pct (%g) and soc_max_pct (%g)", t->soc_min_pct,
-             t->soc_max_pct);
+             t->phys.soc_max_pct);
     }
 
     const gp_json *lp = H->json_get(o, "load_profile");
@@ -313,7 +313,7 @@ static void parse_tmpl(cfg *c, const gp_json *o, size_t idx, sim_tmpl *t)
         if (!rel || !*rel)
             cerr(c, path, "must be the path of a CSV file with header \"time,load_w\"");
         else
-            load_profile(c, path, H->resolve_path(c->h, rel), &t->profile);
+            load_profile(c, path, H->resolve_path(c->h, rel), &t->phys.profile);
     }
 }
 
@@ -356,19 +356,12 @@ void sim_dev_reset(sim *s, uint32_t i)
 {
     sim_dev *d = &s->dev[i];
     const sim_tmpl *t = sim_tmpl_of(s, i);
-    d->on = 1;
-    d->mode = SIM_SELF;
+    sim_phys_reset(&t->phys, &d->ph, t->soc_pct, t->soc_min_pct);
     d->dirty = 0;
-    d->soc_min_pct = t->soc_min_pct;
-    d->stored_wh = sim_wh_at(s, i, t->soc_pct);
-    d->set_w = 0;
-    d->soc_target = NAN;
     d->until_ms = 0;
     d->last_ms = SIM_NOT_STARTED;
     d->task = 0;
     d->task_start_ms = d->task_deadline_ms = 0;
-    d->task_wh = 0;
-    memset(d->ctr, 0, sizeof(d->ctr));
 }
 
 /* Lay out count devices over the templates: ids, index, initial state. */
@@ -471,7 +464,7 @@ sim *sim_config_build(gp_hctx *h, const gp_json *config)
         cerr(&c, "count", "must be at least the number of device templates (%zu)", nt);
     int64_t seed =
         get_int(&c, config, "seed", 1, -9007199254740992.0, 9007199254740992.0, " (within +-2^53)");
-    s->seed = (uint64_t)seed;
+    sim_phys_world_init(&s->world, (uint64_t)seed);
     const gp_json *as = H->json_get(config, "async");
     if (as && H->json_type(as) != GP_JSON_BOOL) cerr(&c, "async", "must be true or false");
     s->async = H->json_bool(as, 0);
@@ -493,7 +486,6 @@ sim *sim_config_build(gp_hctx *h, const gp_json *config)
         sim_free(s);
         return NULL;
     }
-    sim_model_init(s);
     return s;
 }
 
@@ -502,8 +494,8 @@ void sim_free(sim *s)
     if (!s) return;
     for (size_t i = 0; i < s->n_tmpl; i++) {
         free(s->tmpl[i].id);
-        free(s->tmpl[i].profile.t_s);
-        free(s->tmpl[i].profile.w);
+        free(s->tmpl[i].phys.profile.t_s);
+        free(s->tmpl[i].phys.profile.w);
     }
     free(s->tmpl);
     free(s->dev);

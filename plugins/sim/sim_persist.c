@@ -19,12 +19,12 @@ static void put_state(gp_str *b, const sim *s, uint32_t i)
 {
     const sim_dev *d = &s->dev[i];
     H->str_printf(b, "\"soc\":%.17g,\"smin\":%.17g,\"on\":%d,\"mode\":%d,\"set\":%.17g",
-                  d->stored_wh, d->soc_min_pct, d->on, d->mode, d->set_w);
+                  d->ph.stored_wh, d->ph.soc_min_pct, d->ph.on, d->ph.mode, d->ph.set_w);
     H->str_printf(b, ",\"until\":%lld", (long long)d->until_ms);
-    if (isnan(d->soc_target))
+    if (isnan(d->ph.soc_target))
         H->str_printf(b, ",\"tgt\":null");
     else
-        H->str_printf(b, ",\"tgt\":%.17g", d->soc_target);
+        H->str_printf(b, ",\"tgt\":%.17g", d->ph.soc_target);
     if (d->last_ms == SIM_NOT_STARTED)
         H->str_printf(b, ",\"last\":null");
     else
@@ -32,10 +32,10 @@ static void put_state(gp_str *b, const sim *s, uint32_t i)
     if (d->task)
         H->str_printf(b, ",\"task\":%llu,\"tstart\":%lld,\"tdl\":%lld,\"twh\":%.17g",
                       (unsigned long long)d->task, (long long)d->task_start_ms,
-                      (long long)d->task_deadline_ms, d->task_wh);
+                      (long long)d->task_deadline_ms, d->ph.forced_wh);
     H->str_printf(b, ",\"c\":[");
     for (int k = 0; k < SIM_NCTR; k++)
-        H->str_printf(b, "%s%.17g", k ? "," : "", d->ctr[k]);
+        H->str_printf(b, "%s%.17g", k ? "," : "", d->ph.ctr[k]);
     H->str_printf(b, "]");
 }
 
@@ -158,7 +158,7 @@ static int restore(sim *s, uint32_t i, const gp_json *o, int newer_only)
     for (int k = 0; !bad && k < SIM_NCTR; k++) {
         double v = H->json_num(H->json_at(c, (size_t)k));
         if (!isfinite(v) || v < 0) bad = 1;
-        d.ctr[k] = v;
+        d.ph.ctr[k] = v;
     }
     if (!bad && (smin < 0 || smin > 100 || (on != 0 && on != 1) || (mode != 0 && mode != 1) ||
                  until < 0 || (!isnan(tgt) && (tgt < 0 || tgt > 100))))
@@ -171,20 +171,20 @@ static int restore(sim *s, uint32_t i, const gp_json *o, int newer_only)
     if (newer_only && s->dev[i].last_ms != SIM_NOT_STARTED && saved_last < s->dev[i].last_ms)
         return -1;
     /* The config may have changed since (a smaller battery): stay inside it. */
-    double cap = t->capacity_wh;
-    d.stored_wh = soc < 0 ? 0 : soc > cap ? cap : soc;
-    d.soc_min_pct = smin > t->soc_max_pct ? t->soc_max_pct : smin;
-    d.on = (uint8_t)on;
-    d.mode = (uint8_t)mode;
-    d.set_w = set;
+    double cap = t->phys.capacity_wh;
+    d.ph.stored_wh = soc < 0 ? 0 : soc > cap ? cap : soc;
+    d.ph.soc_min_pct = smin > t->phys.soc_max_pct ? t->phys.soc_max_pct : smin;
+    d.ph.on = (uint8_t)on;
+    d.ph.mode = (uint8_t)mode;
+    d.ph.set_w = set;
     d.until_ms = (int64_t)until;
-    d.soc_target = tgt;
+    d.ph.soc_target = tgt;
     d.last_ms = saved_last;
     d.task = (uint64_t)task;
     d.task_start_ms = (int64_t)tstart;
     d.task_deadline_ms = (int64_t)tdl;
-    d.task_wh = twh < 0 ? 0 : twh;
-    if (d.mode != SIM_FORCED && d.task) d.task = 0; /* cannot happen when we wrote it */
+    d.ph.forced_wh = twh < 0 ? 0 : twh;
+    if (d.ph.mode != SIM_FORCED && d.task) d.task = 0; /* cannot happen when we wrote it */
     d.dirty = 0;
     s->dev[i] = d;
     return 0;

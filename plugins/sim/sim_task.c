@@ -65,11 +65,11 @@ void sim_task_close(sim *s, uint32_t i, int64_t end_ms)
         .start_ms = d->task_start_ms,
         .end_ms = end_ms,
         .reported_ms = 0,
-        .wh = d->task_wh,
+        .wh = d->ph.forced_wh,
     };
     d->task = 0;
     d->task_start_ms = d->task_deadline_ms = 0;
-    d->task_wh = 0;
+    d->ph.forced_wh = 0;
     d->dirty = 1;
     sim_persist_task(s, insert(s, &t));
 }

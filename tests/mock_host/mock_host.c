@@ -146,6 +146,11 @@ struct mock_host {
 
     answer *queue;
     size_t q_head, q_n, q_cap;
+
+    /* host->rate_limited calls: endpoints (strv, "" for NULL) and their retry_after_s. */
+    strv rl_endpoints;
+    double *rl_after;
+    size_t cap_rl;
     mock_http_handler handler;
     void *handler_ud;
 };
@@ -720,6 +725,15 @@ static void h_free(void *p)
     free(p);
 }
 
+static void h_rate_limited(gp_hctx *h, const char *endpoint, double retry_after_s)
+{
+    mock_host *m = M(h);
+    if (!endpoint) violation(m, "rate_limited without an endpoint");
+    GROW(m->rl_after, m->rl_endpoints.n, m->cap_rl);
+    m->rl_after[m->rl_endpoints.n] = retry_after_s;
+    strv_push(&m->rl_endpoints, gp_xstrdup(endpoint ? endpoint : ""));
+}
+
 /* ---- lifetime ------------------------------------------------------------------------- */
 
 /* One table for every mock: a plugin keeps the pointer it was first given (the ABI says the
@@ -766,6 +780,7 @@ static const gp_host table = {
     .kv_get = h_kv_get,
     .free = h_free,
     .parse_duration_ms = gp_parse_duration_ms,
+    .rate_limited = h_rate_limited,
 };
 
 mock_host *mock_host_new(const char *adapter_id)
@@ -810,6 +825,7 @@ void mock_host_free(mock_host *m)
     free(m->out_ops.v);
     free(m->out_tasks.v);
     free(m->log_levels);
+    free(m->rl_after);
     strv_clear(&m->owned);
     forget_devices(m);
     free(m->devs);
@@ -1101,6 +1117,14 @@ void mock_host_task_poll(mock_host *m, uint64_t cmd_id, uint32_t device, const c
     m->desc->task_poll(m->inst, &t, 1);
 }
 
+void mock_host_task_poll_tasks(mock_host *m, const gp_task *tasks, size_t n)
+{
+    if (!m->inst || !m->desc->task_poll) return;
+    for (size_t i = 0; i < n; i++)
+        idset_add(&m->out_tasks, tasks[i].cmd_id);
+    m->desc->task_poll(m->inst, tasks, n);
+}
+
 int mock_host_login(mock_host *m)
 {
     if (!m->inst || !m->desc->login) return -1;
@@ -1144,6 +1168,7 @@ void mock_host_clear(mock_host *m)
     strv_clear(&m->cfg_errs);
     strv_clear(&m->logs);
     strv_clear(&m->violations);
+    strv_clear(&m->rl_endpoints);
 }
 
 size_t mock_host_n_devices(const mock_host *m)
@@ -1271,6 +1296,18 @@ size_t mock_host_n_login_done(const mock_host *m)
 const mock_result *mock_host_login_done(const mock_host *m, size_t i)
 {
     return i < m->login_res.n ? m->login_res.v[i] : NULL;
+}
+
+size_t mock_host_n_rate_limited(const mock_host *m)
+{
+    return m->rl_endpoints.n;
+}
+
+const char *mock_host_rate_limited_at(const mock_host *m, size_t i, double *retry_after_s)
+{
+    if (i >= m->rl_endpoints.n) return NULL;
+    if (retry_after_s) *retry_after_s = m->rl_after[i];
+    return m->rl_endpoints.v[i];
 }
 
 size_t mock_host_commands_outstanding(const mock_host *m)

@@ -134,13 +134,16 @@ void mock_host_command(mock_host *m, const gp_cmd *cmds, size_t n);
 /* task_poll() of one task: cmd_id on device handle `device` under vendor_ref. */
 void mock_host_task_poll(mock_host *m, uint64_t cmd_id, uint32_t device, const char *vendor_ref,
                          gp_cmd_kind kind, double value);
+/* task_poll() of several tasks at once (as the core does for the tasks of one vendor_ref);
+ * the tasks are borrowed for the call. */
+void mock_host_task_poll_tasks(mock_host *m, const gp_task *tasks, size_t n);
 /* login() if the plugin has one; returns -1 when it has none. */
 int mock_host_login(mock_host *m);
 
 /* ---- recorded results ----------------------------------------------------------------- */
 
-/* Forget recorded readings, results, log lines, config errors, violations and HTTP requests
- * (not devices, kv, timers or the clock). */
+/* Forget recorded readings, results, log lines, config errors, violations, rate_limited calls
+ * and HTTP requests (not devices, kv, timers or the clock). */
 void mock_host_clear(mock_host *m);
 
 size_t mock_host_n_devices(const mock_host *m);
@@ -174,6 +177,10 @@ const mock_result *mock_host_task_result_at(const mock_host *m, size_t i);
 const mock_result *mock_host_task_result(const mock_host *m, uint64_t cmd_id, size_t *count);
 size_t mock_host_n_login_done(const mock_host *m);
 const mock_result *mock_host_login_done(const mock_host *m, size_t i);
+/* host->rate_limited calls (ABI 1.1): how many, and the i-th one's endpoint ("" when the
+ * plugin passed none, which is also a violation) and retry_after_s (the pointer may be NULL). */
+size_t mock_host_n_rate_limited(const mock_host *m);
+const char *mock_host_rate_limited_at(const mock_host *m, size_t i, double *retry_after_s);
 /* Commands handed to command() (through mock_host_command) still without a result. */
 size_t mock_host_commands_outstanding(const mock_host *m);
 

@@ -34,7 +34,7 @@ typedef struct fx {
     gp_task polled[64];
     char refs[64][32];
     size_t n_polled, poll_calls;
-    int logins, fatal;
+    int logins, fatal, replace;
     uint32_t flags[2];
 } fx;
 
@@ -80,6 +80,11 @@ static int64_t io_poll_ms(void *ud, unsigned a)
     return 180000; /* Huawei-like: every 3 minutes */
 }
 
+static int io_replace(void *ud, unsigned a)
+{
+    return ((fx *)ud)->replace;
+}
+
 static void io_fatal(void *ud, const char *why)
 {
     ((fx *)ud)->fatal++;
@@ -120,7 +125,7 @@ static gp_dispatch *new_dispatch(fx *f, int dry_run, double import_limit)
                           .site_export_w = INFINITY,
                           .max_attempts = 3,
                           .command_timeout_ms = 120000};
-    gp_dispatch_io io = {f, io_send, io_poll, io_login, io_flags, io_poll_ms, io_fatal};
+    gp_dispatch_io io = {f, io_send, io_poll, io_login, io_flags, io_poll_ms, io_fatal, io_replace};
     return gp_dispatch_new(f->fleet, f->j, &o, &io);
 }
 
@@ -699,6 +704,30 @@ static void native_duration_refreshed(void **state)
     assert_int_equal(get(f, r.id).state, GP_JS_DONE);
 }
 
+/* busy = "replace": a different command stops the running task, then goes out. */
+static void replace_stops_task_first(void **state)
+{
+    fx *f = *state;
+    f->replace = 1;
+    gp_submit_result r1 = submit1(f, sp("h/p1", -4000), T0);
+    answer(f, r1.id, GP_PENDING, 0, 0, "req-1", T0);
+    gp_submit_result r2 = submit1(f, sp("h/p1", 2000), T0 + 1000);
+    assert_int_equal(r2.outcome, GP_SUBMIT_QUEUED);
+    assert_int_equal(f->n_sent, 2);
+    assert_int_equal(f->sent[1].cmd.kind, GP_CMD_RELEASE);
+    uint64_t rel = f->sent[1].cmd.id;
+    assert_string_equal(get(f, rel).origin, "replace");
+    /* Another change while the stop is in flight only replaces what waits. */
+    gp_submit_result r3 = submit1(f, sp("h/p1", 3000), T0 + 1500);
+    assert_int_equal(f->n_sent, 2);
+    assert_int_equal(get(f, r2.id).state, GP_JS_CANCELLED);
+    answer(f, rel, GP_DONE, 0, 0, NULL, T0 + 2000);
+    assert_int_equal(get(f, r1.id).state, GP_JS_CANCELLED);
+    assert_int_equal(f->n_sent, 3);
+    assert_int_equal(f->sent[2].cmd.id, r3.id);
+    assert_true(f->sent[2].cmd.value == 3000);
+}
+
 static void restore_rules(void **state)
 {
     fx *f = *state;
@@ -763,6 +792,7 @@ int main(void)
         T(timeout_leaves_state_unknown),
         T(native_duration_refreshed),
         T(restore_rules),
+        T(replace_stops_task_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
