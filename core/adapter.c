@@ -23,10 +23,16 @@ static int send_http(void *ctx, const gp_http_req *req, gp_http_cb cb, void *ud)
     return gp_http_request(gp_rt_http(h->rt), &h->http, h, req, cb, ud);
 }
 
+int gp_adapter_waiting_on_vendor(const gp_hctx *h)
+{
+    return h->quotas && (gp_quotaq_waiting(h->quotas) || gp_quotaq_in_flight(h->quotas));
+}
+
 int gp_adapter_stalled(const gp_hctx *h, int64_t now, int64_t limit_ms)
 {
-    /* Waiting for its quota is progress too: a large account's discovery is paced by it. */
-    if (h->quotas && gp_quotaq_waiting(h->quotas)) return 0;
+    /* Waiting for its quota, or for an answer the HTTP timeout bounds, is progress too: a
+     * large account's discovery is paced by its quota. */
+    if (gp_adapter_waiting_on_vendor(h)) return 0;
     return now - h->last_activity_ms > limit_ms;
 }
 
@@ -219,9 +225,12 @@ void gp_adapter_read_all(gp_hctx *h)
         return;
     }
     int64_t now = gp_now_ms();
-    /* A read that never finished is given up after two poll periods (at least a minute). */
+    /* A read that never finished is given up after two poll periods (at least a minute),
+     * unless its requests still wait for the vendor's quota: then it is just slow, and a new
+     * read would only queue behind it. */
     int64_t limit = 2 * h->cfg->poll_ms > 60000 ? 2 * h->cfg->poll_ms : 60000;
-    for (size_t i = h->n_reads; i-- > 0;)
+    int waiting = h->quotas && gp_quotaq_waiting(h->quotas);
+    for (size_t i = h->n_reads; i-- > 0 && !waiting;)
         if (now - h->reads[i].started_ms > limit) {
             gp_warn(h->cfg->id, "read #%llu got no answer; giving up on it",
                     (unsigned long long)h->reads[i].op);
@@ -331,8 +340,9 @@ static void login_deadline(void *ud)
 {
     gp_hctx *h = ud;
     h->login_timer = NULL;
-    /* Waiting for the login quota (Huawei: one a minute) is not a hang: look again later. */
-    if (h->quotas && gp_quotaq_waiting(h->quotas)) {
+    /* Waiting for the login quota (Huawei: one a minute), or for the answer of a request the
+     * HTTP timeout bounds, is not a hang: look again later. */
+    if (gp_adapter_waiting_on_vendor(h)) {
         h->login_timer = gp_timer_start((double)h->cfg->timeout_ms * 2 / 1000.0, login_deadline, h);
         return;
     }

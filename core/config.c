@@ -326,14 +326,17 @@ static void parse(ctx *c, gp_config *cfg, const cJSON *root)
     cfg->max_attempts = 3;
     cfg->command_timeout_ms = 120000;
     cfg->release_timeout_ms = 30000;
+    cfg->max_task_age_ms = 48LL * 3600 * 1000;
     const cJSON *dp = get_object(c, root, "", "dispatch");
     if (dp) {
         static const char *const dk[] = {"max_attempts", "command_timeout", "release_timeout",
-                                         NULL};
+                                         "max_task_age", NULL};
         check_keys(dp, "dispatch", dk, NULL, c->d);
         cfg->max_attempts = (int)get_number(c, dp, "dispatch", "max_attempts", 3, 1, 20);
         cfg->command_timeout_ms = get_duration(c, dp, "dispatch", "command_timeout", 120000, 1000);
         cfg->release_timeout_ms = get_duration(c, dp, "dispatch", "release_timeout", 30000, 100);
+        cfg->max_task_age_ms =
+            get_duration(c, dp, "dispatch", "max_task_age", 48LL * 3600 * 1000, 60000);
     }
 
     const cJSON *a = get_object(c, root, "", "api");

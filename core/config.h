@@ -54,6 +54,7 @@ typedef struct gp_config {
     int max_attempts;           /* sends per command before it fails (dispatch.max_attempts) */
     int64_t command_timeout_ms; /* how long a sent command may wait for its answer */
     int64_t release_timeout_ms; /* how long shutdown waits for on_exit releases */
+    int64_t max_task_age_ms;    /* a vendor task not final after this ends timeout */
 
     int has_api;
     char *api_listen;

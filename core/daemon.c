@@ -35,6 +35,7 @@ struct gp_rt {
     gp_timer *tick_timer, *sweep_timer, *for_timer, *deadline, *ready_timer, *startup_timer;
     ev_signal sig_int, sig_term, sig_hup;
     uint64_t ticks;
+    int64_t tick_due; /* the boundary the tick timer stands for */
 };
 
 /* ---- accessors for the adapter layer ---------------------------------------------------- */
@@ -88,6 +89,12 @@ static uint32_t io_flags(void *ud, unsigned a)
 {
     struct gp_rt *rt = ud;
     return rt->ad[a] ? rt->ad[a]->plugin.desc.flags : 0;
+}
+
+static int io_waiting(void *ud, unsigned a)
+{
+    struct gp_rt *rt = ud;
+    return rt->ad[a] ? gp_adapter_waiting_on_vendor(rt->ad[a]) : 0;
 }
 
 static int io_replace_busy(void *ud, unsigned a)
@@ -213,9 +220,9 @@ static void log_strategy_error(const char *err)
     gp_err("strategy", "error, nothing dispatched this tick: %s", err);
 }
 
-static void do_tick(struct gp_rt *rt)
+/* One tick at time `now` (the tick's boundary, which the strategy sees as ctx.now). */
+static void do_tick(struct gp_rt *rt, int64_t now)
 {
-    int64_t now = gp_now_ms();
     rt->ticks++;
     rt->ticked = 1;
     gp_fleet_refresh_online(rt->fleet, now);
@@ -262,13 +269,17 @@ static void tick_cb(void *ud)
     struct gp_rt *rt = ud;
     rt->tick_timer = NULL;
     if (rt->phase != RT_RUNNING) return;
-    do_tick(rt);
+    /* A timer fires a little early or late: the strategy sees the boundary it stands for, so
+     * it never reads the previous tariff slot's price. */
+    int64_t fired = gp_now_ms(), due = rt->tick_due;
+    do_tick(rt, due && llabs(fired - due) < rt->cfg->tick_ms / 2 ? due : fired);
     /* Ticks fall on multiples of the tick period (a 60 s tick runs on the minute), which is
      * what tariff slots and human readers expect. */
     int64_t now = gp_now_ms(), t = rt->cfg->tick_ms;
     /* Round to the nearest boundary first: a timer that fires a few ms early must not
      * schedule the boundary it was meant for. */
     int64_t next = ((now + t / 2) / t + 1) * t;
+    rt->tick_due = next;
     rt->tick_timer = gp_timer_start((double)(next - now) / 1000.0, tick_cb, rt);
 }
 
@@ -312,7 +323,7 @@ static void on_ready(struct gp_rt *rt)
                           : "dispatching");
     if (rt->phase != RT_RUNNING) return;
     if (rt->o.once) {
-        do_tick(rt);
+        do_tick(rt, gp_now_ms());
         rt->deadline =
             gp_timer_start((double)rt->cfg->command_timeout_ms / 1000.0 + 5, deadline_cb, rt);
         return;
@@ -515,9 +526,10 @@ int gp_daemon_run(const gp_run_opts *o)
         .site_export_w = rt->cfg->site_export_w,
         .max_attempts = rt->cfg->max_attempts,
         .command_timeout_ms = rt->cfg->command_timeout_ms,
+        .max_task_age_ms = rt->cfg->max_task_age_ms,
     };
-    gp_dispatch_io io = {rt,       io_send,         io_poll,  io_login,
-                         io_flags, io_task_poll_ms, io_fatal, io_replace_busy};
+    gp_dispatch_io io = {rt,       io_send,         io_poll,   io_login, io_flags, io_task_poll_ms,
+                         io_fatal, io_replace_busy, io_waiting};
     rt->dispatch = gp_dispatch_new(rt->fleet, rt->journal, &dopts, &io);
     rt->deferred = gp_deferred_new(rt->dispatch, rt->journal);
     rt->http = gp_http_new(gp_loop());

@@ -32,8 +32,9 @@ typedef struct live {
     uint32_t dev;
     uint8_t slot, phase, auth_replayed, polling;
     uint32_t attempts;
-    int64_t since_ms; /* sent at / poll started at */
-    int64_t next_ms;  /* retry or next poll */
+    int64_t since_ms;   /* sent at / poll started at */
+    int64_t pending_ms; /* when the vendor task started (PH_PENDING) */
+    int64_t next_ms;    /* retry or next poll */
     gp_cmdval cmd;
     gp_slot prev; /* the slot before this command took it (restored if it fails) */
     char *vendor_ref;
@@ -981,6 +982,7 @@ void gp_dispatch_command_result(gp_dispatch *d, uint64_t id, const gp_result *r,
         gp_journal_set_vendor_ref(d->journal, id, r->vendor_ref);
         gp_journal_transition(d->journal, id, GP_JS_PENDING, now, r->vendor_ref);
         l->phase = PH_PENDING;
+        l->pending_ms = now;
         l->vendor_ref = gp_xstrdup(r->vendor_ref);
         l->next_ms = now + poll_interval(d, dev->adapter);
         if (s->id == id) {
@@ -990,8 +992,15 @@ void gp_dispatch_command_result(gp_dispatch *d, uint64_t id, const gp_result *r,
         char what[160];
         snprintf(what, sizeof what, "pending as vendor task %s", r->vendor_ref);
         log_cmd(d, l->dev, id, &l->cmd, what);
-        /* A release that waited for this answer can stop the task now. */
-        run_queued(d, l->dev, l->slot, now);
+        /* A release that waited for this answer can stop the task now; with busy = replace,
+         * so can any newer command that waited. */
+        uint32_t devi = l->dev;
+        int lslot = l->slot;
+        run_queued(d, devi, lslot, now);
+        gp_slot *qs = &gp_fleet_dev(d->fleet, devi)->slot[lslot];
+        if (qs->queued_id && qs->state == GP_JS_PENDING && lslot == GP_SLOT_DISPATCH &&
+            d->io.replace_busy && d->io.replace_busy(d->io.ud, dev->adapter))
+            stop_task(d, devi, now);
     } else {
         int code = r->code;
         char why[300];
@@ -1194,7 +1203,21 @@ void gp_dispatch_sweep(gp_dispatch *d, int64_t now)
     for (size_t i = d->n_lives; i-- > 0;) {
         if (i >= d->n_lives) continue; /* removals below may shrink the array */
         live *l = &d->lives[i];
-        if (l->phase == PH_SENT && now - l->since_ms > d->o.command_timeout_ms) {
+        unsigned ad = gp_fleet_cdev(d->fleet, l->dev)->adapter;
+        if (l->phase == PH_SENT && now - l->since_ms > d->o.command_timeout_ms && d->io.waiting &&
+            d->io.waiting(d->io.ud, ad)) {
+            /* Still queued for the vendor's quota (or its answer is on the way): slow, not
+             * lost. The timeout counts from when the adapter has nothing left to wait for. */
+            l->since_ms = now;
+        } else if (l->phase == PH_PENDING && now - l->pending_ms > d->o.max_task_age_ms) {
+            char why[120], dur[32];
+            gp_format_duration(d->o.max_task_age_ms, dur, sizeof dur);
+            snprintf(why, sizeof why, "no final state from the vendor within %s", dur);
+            gp_warn("dispatch", "%s: task #%llu %s", who(d, l->dev), (unsigned long long)l->id,
+                    why);
+            d->n_failures++;
+            finish(d, l, GP_JS_TIMEOUT, why, now, 0);
+        } else if (l->phase == PH_SENT && now - l->since_ms > d->o.command_timeout_ms) {
             char why[120], dur[32];
             gp_format_duration(d->o.command_timeout_ms, dur, sizeof dur);
             snprintf(why, sizeof why, "no answer from the adapter within %s", dur);
@@ -1375,6 +1398,7 @@ void gp_dispatch_restore(gp_dispatch *d, unsigned adapter, int64_t now)
                 l->cmd = r->cmd;
                 l->attempts = r->attempts;
                 l->phase = PH_PENDING;
+                l->pending_ms = r->updated_ms;
                 l->vendor_ref = gp_xstrdup(r->vendor_ref ? r->vendor_ref : "");
                 l->next_ms = now; /* poll right away: it may have finished meanwhile */
             }
@@ -1403,6 +1427,7 @@ gp_dispatch *gp_dispatch_new(gp_fleet *f, gp_journal *j, const gp_dispatch_opts 
     d->o = *o;
     if (d->o.max_attempts < 1) d->o.max_attempts = 1;
     if (d->o.command_timeout_ms <= 0) d->o.command_timeout_ms = 120000;
+    if (d->o.max_task_age_ms <= 0) d->o.max_task_age_ms = 48LL * 3600 * 1000;
     d->io = *io;
     d->n_out = gp_fleet_adapter_count(f);
     d->out = gp_xcalloc(d->n_out ? d->n_out : 1, sizeof(outbox));

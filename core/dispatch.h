@@ -42,6 +42,10 @@ typedef struct gp_dispatch_io {
     /* Does adapter a want a running vendor task stopped when a different command comes for
      * its device (adapter option busy = "replace")? May be NULL (never). */
     int (*replace_busy)(void *ud, unsigned adapter);
+    /* Are adapter a's requests still waiting for the vendor's quota or answer? Its commands
+     * do not time out meanwhile (a large batch can wait minutes for its quota). May be
+     * NULL. */
+    int (*waiting)(void *ud, unsigned adapter);
 } gp_dispatch_io;
 
 typedef struct gp_dispatch_opts {
@@ -49,6 +53,8 @@ typedef struct gp_dispatch_opts {
     double site_import_w, site_export_w; /* INFINITY = unlimited */
     int max_attempts;                    /* >= 1 */
     int64_t command_timeout_ms;          /* a sent command with no answer after this times out */
+    int64_t max_task_age_ms;             /* a vendor task not final after this ends timeout
+                                            (0: 48 h) */
     int quiet;                           /* log per-command lines at debug only */
 } gp_dispatch_opts;
 

@@ -32,6 +32,7 @@ struct gp_quota_queue {
     uint64_t seq;
     gp_timer *timer;
     int pumping;
+    size_t in_flight; /* metered requests waiting for their answer */
 };
 
 gp_quota_queue *gp_quotaq_new(gp_quota_send_fn send, void *ctx, const gp_quota *quotas, size_t n,
@@ -99,6 +100,7 @@ static void tracked_done(void *ud, const gp_http_resp *r)
     tracked *t = ud;
     gp_quota_queue *q = t->q;
     gp_window_done(&q->win[t->quota], t->slot, gp_now_ms());
+    q->in_flight--;
     gp_http_cb cb = t->cb;
     void *cb_ud = t->ud;
     free(t);
@@ -112,8 +114,10 @@ static int send_metered(gp_quota_queue *q, int quota, const gp_http_req *req, gp
 {
     tracked *t = gp_xmalloc(sizeof *t);
     *t = (tracked){q, quota, gp_window_take(&q->win[quota], gp_now_ms()), cb, ud};
+    q->in_flight++;
     int rc = q->send(q->ctx, req, tracked_done, t);
     if (rc != 0) {
+        q->in_flight--;
         gp_window_cancel(&q->win[quota], t->slot);
         free(t);
     }
@@ -291,4 +295,9 @@ size_t gp_quotaq_stats(const gp_quota_queue *q, gp_quota_stats *out, size_t cap)
 size_t gp_quotaq_waiting(const gp_quota_queue *q)
 {
     return q->n;
+}
+
+size_t gp_quotaq_in_flight(const gp_quota_queue *q)
+{
+    return q->in_flight;
 }

@@ -43,5 +43,7 @@ typedef struct gp_quota_stats {
 } gp_quota_stats;
 size_t gp_quotaq_stats(const gp_quota_queue *q, gp_quota_stats *out, size_t cap);
 size_t gp_quotaq_waiting(const gp_quota_queue *q);
+/* Metered requests sent and not answered yet. */
+size_t gp_quotaq_in_flight(const gp_quota_queue *q);
 
 #endif

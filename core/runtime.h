@@ -92,6 +92,8 @@ void gp_adapter_login_done(struct gp_hctx *h, const gp_result *r);
 int64_t gp_adapter_task_poll_ms(const struct gp_hctx *h);
 /* Has the adapter sent nothing and heard nothing for limit_ms (and waits for no quota)? */
 int gp_adapter_stalled(const struct gp_hctx *h, int64_t now, int64_t limit_ms);
+/* Does it have requests waiting for quota or for an answer? */
+int gp_adapter_waiting_on_vendor(const struct gp_hctx *h);
 
 /* host.c: the services table handed to every plugin. */
 const gp_host *gp_host_table(void);

@@ -29,6 +29,12 @@ extern const gp_host *hw_host;
 #define HW_MAX_MINUTES   1440 /* dispatchTime range [0,1440] (seed 5.3.6) */
 #define HW_MSG_LEN       320
 #define HW_API_PREFIX    "/rest/openapi/pvms/v1/"
+#define HW_DOD_MIN       80 /* Huawei batteries: end-of-discharge SoC 0..20 % (seed 5.3.8) */
+#define HW_DOD_MAX       100
+#define HW_LOGIN_TRIES   3 /* login answers "too many requests" in a row before giving up */
+/* A task not final this long after its request went out is given up (seed 5.3.7: Huawei
+ * times tasks out after 24 h; one more hour for its 3-minute refresh and clock skew). */
+#define HW_TASK_GIVE_UP_MS (25LL * 3600 * 1000)
 
 /* ---- small utilities (hw_util.c): allocation that aborts on out-of-memory ----------------- */
 
@@ -54,24 +60,34 @@ typedef struct hw_plant {
     char *model;        /* owned or NULL; battery model, else inverter model */
     hw_strv batteries;  /* owned; battery dns (devTypeId 20815) for vpp/dod */
     hw_strv inverters;  /* owned; inverter dns (devTypeId 20822) for vpp/devOnOff */
-    double capacity_wh; /* summed usableCapacity (or ratedCapacity) of its batteries; NAN */
+    double capacity_wh; /* summed ratedCapacity (or usableCapacity) of its batteries; NAN */
     double dod_pct;     /* a battery's dod from the device list; NAN when not given */
     uint32_t caps;      /* GP_CAP_* */
 } hw_plant;
 
 void hw_plant_free(hw_plant *p); /* the members, not p itself */
 
+/* A chargeAndDischarge request that left tasks to poll: when it went out, and whether its
+ * answer was lost (the vendor may never have received it). Kept 48 h, in memory and in the
+ * host's kv store (hw_task.c), so a restart still knows. */
+typedef struct hw_sent {
+    uint64_t id;     /* the requestID */
+    int64_t sent_ms; /* host clock when the request was handed to the host */
+    int unconfirmed; /* 1: no answer confirmed it (transport error, broken answer) */
+} hw_sent;
+
 typedef struct hw_call hw_call; /* one HTTP request in flight (hw_api.c) */
 typedef struct hw_disc hw_disc; /* a discovery in progress (hw_discover.c) */
 
 typedef struct hw {
     gp_hctx *h;
-    char *base_url;       /* owned; no trailing slash */
-    char *username;       /* owned */
-    const char *password; /* owned by the host, lives as long as h; never logged */
-    hw_strv only;         /* owned; config.plants (empty: every plant of the account) */
-    uint32_t default_min; /* dispatchTime for a setpoint without duration_s, minutes */
-    uint32_t page_size;   /* pageSize for plants / devices */
+    char *base_url;         /* owned; no trailing slash */
+    char *username;         /* owned */
+    const char *password;   /* owned by the host, lives as long as h; never logged */
+    hw_strv only;           /* owned; config.plants (empty: every plant of the account) */
+    uint32_t default_min;   /* dispatchTime for a setpoint without duration_s, minutes */
+    uint32_t page_size;     /* pageSize for plants / devices */
+    double battery_power_w; /* config battery_power_w: max charge/discharge W; NAN unknown */
 
     char *token; /* owned; the XSRF-TOKEN of the session, NULL without one; never logged */
     /* Which token a request was sent with: a 305 to a request that went out before the
@@ -83,12 +99,17 @@ typedef struct hw {
     int login_busy;
     unsigned login_for_host; /* login ops to answer with login_done */
     int login_for_disc;
+    unsigned login_limited; /* login answers "too many requests" in a row */
 
     hw_plant *plants; /* owned, sorted by code; from the last successful discovery */
     size_t n_plants;
     hw_disc *disc; /* owned; the discovery in progress, or NULL */
 
     hw_call *calls; /* owned; every request in flight (freed by destroy) */
+
+    hw_sent *sent; /* owned; chargeAndDischarge requests of the last 48 h (hw_task.c) */
+    size_t n_sent, cap_sent;
+    int sent_loaded; /* the kv copy has been read */
 } hw;
 
 /* hw_config.c: validate the config (every problem via config_error) and build an instance,
@@ -105,6 +126,12 @@ hw_plant *hw_find_plant(hw *s, uint32_t local, const char *code);
 typedef struct hw_err {
     int code;
     int retryable;
+    /* The request may have taken effect although no usable answer came back (transport error
+     * after sending, HTTP 5xx, a broken answer, server trouble): a command's outcome is
+     * unknown, and only the vendor's task status can tell. */
+    int unknown;
+    /* A 305 to a request sent with a token older than the session's: no new login needed. */
+    int session_changed;
     char msg[HW_MSG_LEN];
 } hw_err;
 
@@ -128,13 +155,15 @@ void hw_calls_drop_all(hw *s);
 /*
  * Check an answer of `api` for quota `quota`: transport errors, HTTP status, JSON, and the
  * {success, failCode, message} envelope. Returns the parsed document (the caller frees it
- * with json_free) when the vendor answered failCode 0, else NULL with err filled: 305 →
- * GP_E_AUTH (the session is dropped), 407 → GP_E_RATE_LIMIT (host->rate_limited called),
- * transport / HTTP 5xx → GP_E_TRANSPORT (retryable), malformed → GP_E_PROTOCOL, any other
- * failCode → that code with the seed's text.
+ * with json_free) when the vendor answered failCode 0, else NULL with err filled: 305 or
+ * 30029 → GP_E_AUTH (the session is dropped), or GP_E_TRANSPORT retryable with
+ * session_changed when the request carried an older token than the session's; 407 →
+ * GP_E_RATE_LIMIT (host->rate_limited called), transport / HTTP 5xx → GP_E_TRANSPORT
+ * (retryable), malformed → GP_E_PROTOCOL, any other failCode → that code with the seed's
+ * text. err->unknown tells whether the request may have taken effect anyway.
  */
 gp_json *hw_answer(hw *s, const char *api, const char *quota, const gp_http_resp *r, hw_err *err);
-/* Fill err (message formatted, one line). */
+/* Fill err (message formatted, one line; unknown and session_changed cleared). */
 void hw_err_set(hw_err *err, int code, int retryable, const char *fmt, ...) GP_PRINTF(4, 5);
 /* A gp_result for err (borrows err->msg). */
 gp_result hw_err_result(const hw_err *err);
@@ -176,5 +205,11 @@ void hw_disc_free(hw_disc *d);                                  /* hw_discover.c
 void hw_read(hw *s, uint64_t op, const gp_target *t, size_t n); /* hw_read.c */
 void hw_command(hw *s, const gp_cmd *c, size_t n);              /* hw_command.c */
 void hw_task_poll(hw *s, const gp_task *t, size_t n);           /* hw_task.c */
+
+/* hw_task.c: remember a chargeAndDischarge request that left tasks to poll (memory and host
+ * kv); look one up (1 found, 0 unknown); free the memory copy (destroy). */
+void hw_sent_note(hw *s, uint64_t request_id, int64_t sent_ms, int unconfirmed);
+int hw_sent_find(hw *s, uint64_t request_id, hw_sent *out);
+void hw_sent_free(hw *s);
 
 #endif

@@ -51,6 +51,8 @@ void hw_err_set(hw_err *err, int code, int retryable, const char *fmt, ...)
     va_end(ap);
     err->code = code;
     err->retryable = retryable;
+    err->unknown = 0;
+    err->session_changed = 0;
     hw_oneline(err->msg, sizeof err->msg, tmp);
 }
 
@@ -143,9 +145,21 @@ static void fail_code(hw *s, const char *api, const char *quota, int code, const
     char note[140];
     vendor_note(doc, note, sizeof note);
     const char *text = hw_fail_text(code);
-    if (code == 305) {
-        if (s->answer_gen == s->token_gen) hw_session_drop(s);
-        hw_err_set(err, GP_E_AUTH, 0, "huawei: %s: failCode 305: %s%s", api, text, note);
+    if (code == 305 || code == 30029) {
+        /* 30029 "Authentication failed" is read like 305: the session's token was not
+         * accepted; a new login is the one thing that can help. */
+        if (s->answer_gen != s->token_gen) {
+            /* Sent with a token a newer login has replaced: that session is fine, and the
+             * vendor did nothing with this request. Send it again, do not log in again. */
+            hw_err_set(err, GP_E_TRANSPORT, 1,
+                       "huawei: %s: failCode %d for a request sent with an older token: the "
+                       "session changed since (a new login); send it again",
+                       api, code);
+            err->session_changed = 1;
+            return;
+        }
+        hw_session_drop(s);
+        hw_err_set(err, GP_E_AUTH, 0, "huawei: %s: failCode %d: %s%s", api, code, text, note);
     } else if (code == 407) {
         limited(s, quota);
         hw_err_set(err, GP_E_RATE_LIMIT, 1, "huawei: %s: failCode 407: %s%s", api, text, note);
@@ -155,6 +169,8 @@ static void fail_code(hw *s, const char *api, const char *quota, int code, const
         int retry = code == 20004 || code == 30008;
         hw_err_set(err, code, retry, "huawei: %s: failCode %d: %s%s", api, code,
                    text ? text : "unknown error code", note);
+        /* ...and may have left part of the work done. */
+        err->unknown = retry;
     }
 }
 
@@ -163,16 +179,23 @@ gp_json *hw_answer(hw *s, const char *api, const char *quota, const gp_http_resp
     err->code = 0;
     err->retryable = 0;
     err->msg[0] = '\0';
+    err->unknown = 0;
+    err->session_changed = 0;
     if (r->error != GP_HTTP_OK) {
         if (r->error == GP_HTTP_TOO_LARGE)
             hw_err_set(err, GP_E_PROTOCOL, 0, "huawei: %s: answer over the host's size limit", api);
         else
             hw_err_set(err, GP_E_TRANSPORT, 1, "huawei: %s: %s", api,
                        r->error_msg ? r->error_msg : "transport error");
+        /* Only a failed TLS handshake proves the request never left: a timeout, a reset
+         * (which looks like a refused connection) or a cut answer may follow a request the
+         * vendor received and acted on. */
+        err->unknown = r->error != GP_HTTP_TLS;
         return NULL;
     }
     if (r->status >= 500) {
         hw_err_set(err, GP_E_TRANSPORT, 1, "huawei: %s: HTTP %ld from the server", api, r->status);
+        err->unknown = 1;
         return NULL;
     }
     int http_ok = r->status >= 200 && r->status < 300;
@@ -187,8 +210,10 @@ gp_json *hw_answer(hw *s, const char *api, const char *quota, const gp_http_resp
             hw_err_set(err, (int)r->status, 0, "huawei: %s: HTTP %ld", api, r->status);
         } else if (!doc) {
             hw_err_set(err, GP_E_PROTOCOL, 0, "huawei: %s: malformed JSON answer (%s)", api, perr);
+            err->unknown = 1;
         } else {
             hw_err_set(err, GP_E_PROTOCOL, 0, "huawei: %s: the answer is not a JSON object", api);
+            err->unknown = 1;
         }
         H->json_free(doc);
         return NULL;
@@ -199,6 +224,7 @@ gp_json *hw_answer(hw *s, const char *api, const char *quota, const gp_http_resp
     if (fc_type != GP_JSON_MISSING && fc_type != GP_JSON_NULL &&
         (isnan(code) || code != floor(code) || fabs(code) > 1e9)) {
         hw_err_set(err, GP_E_PROTOCOL, 0, "huawei: %s: failCode is not an integer", api);
+        err->unknown = 1;
     } else if (!isnan(code) && code != 0) {
         fail_code(s, api, quota, (int)code, doc, err);
     } else if (!H->json_bool(H->json_get(doc, "success"), 1)) {
@@ -206,6 +232,7 @@ gp_json *hw_answer(hw *s, const char *api, const char *quota, const gp_http_resp
         vendor_note(doc, note, sizeof note);
         hw_err_set(err, GP_E_PROTOCOL, 0, "huawei: %s: success is false without a failCode%s", api,
                    note);
+        err->unknown = 1;
     } else if (r->status == 429) {
         limited(s, quota);
         hw_err_set(err, GP_E_RATE_LIMIT, 1, "huawei: %s: HTTP 429 (too many requests)", api);

@@ -6,11 +6,15 @@
  *
  * One login at a time: callers that arrive while one is in flight share its outcome. Nothing
  * here logs in on its own: the host's login op and a discovery without a session are the
- * only callers, so a refused session can never turn into a loop of logins.
+ * only callers, so a refused session can never turn into a loop of logins. The one repeat:
+ * a login answered "too many requests" (407; the quota is 1 per minute) is sent again, up to
+ * HW_LOGIN_TRIES answers in a row, after telling the host, whose quota queue then holds it
+ * until the vendor's window reopens.
  */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "huawei.h"
 
@@ -37,11 +41,13 @@ static char *clean_token(const char *text, size_t len)
 }
 
 /* XSRF-TOKEN=<value> inside one set-cookie header value (which may join several cookies
- * with ", " as in the seed's example). */
+ * with ", " as in the seed's example). The name in any case: the V500R007C00SPC110 notes say
+ * the server's header names are lower case, and the cookie may follow. */
 static char *token_from_cookie(const char *v)
 {
     static const char name[] = "XSRF-TOKEN=";
-    for (const char *p = v; (p = strstr(p, name)) != NULL; p++) {
+    for (const char *p = v; *p; p++) {
+        if (strncasecmp(p, name, sizeof(name) - 1) != 0) continue;
         if (p != v && !strchr(" \t;,", p[-1])) continue; /* part of another cookie's name */
         const char *val = p + sizeof(name) - 1;
         size_t len = strcspn(val, ";, \t\r\n");
@@ -101,11 +107,30 @@ static void finish(hw *s, const hw_err *err)
     if (for_disc) hw_disc_login_done(s, err->code == 0, err);
 }
 
+static int send_login(hw *s, hw_err *err);
+
 static void on_login(void *ud, const gp_http_resp *r)
 {
     hw *s = ud;
     hw_err err;
     gp_json *doc = hw_answer(s, "login", "login", r, &err);
+    if (!doc && err.code == GP_E_RATE_LIMIT) {
+        /* hw_answer told the host (rate_limited "login"): the request sent now waits in its
+         * quota queue until the vendor's minute is over. */
+        if (++s->login_limited < HW_LOGIN_TRIES) {
+            H->log(s->h, GP_LOG_INFO,
+                   "huawei: login: too many requests (%u in a row); logging in again when the "
+                   "login quota (1 per minute) allows",
+                   s->login_limited);
+            if (send_login(s, &err) == 0) return;
+        } else {
+            hw_err_set(&err, GP_E_AUTH, 0,
+                       "huawei: login: refused %u times in a row as too many requests (failCode "
+                       "407; the login quota is 1 per minute): giving up",
+                       s->login_limited);
+        }
+    }
+    s->login_limited = 0;
     if (doc) {
         char *token = token_from(r);
         if (token)
@@ -122,25 +147,32 @@ static void on_login(void *ud, const gp_http_resp *r)
     finish(s, &err);
 }
 
-void hw_login(hw *s, int for_host, int for_disc)
+/* POST login; 0 when queued, else -1 with err filled. */
+static int send_login(hw *s, hw_err *err)
 {
-    s->login_for_host += for_host ? 1 : 0;
-    s->login_for_disc |= for_disc;
-    if (s->login_busy) return;
-    s->login_busy = 1;
     gp_str *body = H->str_new();
     H->str_printf(body, "{\"username\":");
     H->str_json(body, s->username);
     H->str_printf(body, ",\"password\":");
     H->str_json(body, s->password);
     H->str_printf(body, "}");
-    hw_err err;
     int rc = hw_post(s, "login", "login", H->str_data(body, NULL), GP_PRIO_CONTROL, 0, on_login,
-                     NULL, s, &err);
+                     NULL, s, err);
     /* The body holds the password: clear it before handing the buffer back. */
     size_t len = 0;
     char *text = (char *)H->str_data(body, &len);
     memset(text, 0, len);
     H->str_free(body);
-    if (rc != 0) finish(s, &err);
+    return rc;
+}
+
+void hw_login(hw *s, int for_host, int for_disc)
+{
+    s->login_for_host += for_host ? 1 : 0;
+    s->login_for_disc |= for_disc;
+    if (s->login_busy) return;
+    s->login_busy = 1;
+    s->login_limited = 0;
+    hw_err err;
+    if (send_login(s, &err) != 0) finish(s, &err);
 }

@@ -6,7 +6,14 @@
  *
  * Signs: our setpoint W is + discharging; Huawei's powerDispatch is > 0 for charge and < 0
  * for discharge (seed 5.3.6), so powerDispatch = -W, dispatchSwitch 1 (charge) for W < 0 and
- * 2 (discharge) for W > 0; W == 0 is a release (dispatchSwitch 0).
+ * 2 (discharge) for W > 0. A release is a stop (dispatchSwitch 0). W == 0 ("hold 0 W") is
+ * refused: powerDispatch 0 is invalid and a stop hands the battery back to its own mode.
+ *
+ * Never two vendor tasks from one command: when a charge/discharge request may have reached
+ * the vendor but no usable answer came back, its commands are reported PENDING under the
+ * request's requestID, and the task status (hw_task.c) tells whether the task exists. A
+ * failure the core retries would go out with a new requestID and could start a second task.
+ * Stops are the exception: sending one again does no harm, so they stay retryable failures.
  */
 #include <math.h>
 #include <stdio.h>
@@ -48,6 +55,7 @@ typedef struct group {
     size_t n_dns;
     int full;
     uint64_t request_id;
+    int64_t sent_ms;    /* host clock when the request was handed to the host */
     struct group *next; /* while grouping */
 } group;
 
@@ -116,7 +124,14 @@ static int classify(hw *s, const gp_cmd *c, params *p, const hw_plant **plant)
             return -1;
         }
         p->power = lround(-w);
-        if (p->power == 0) return 0; /* release: dispatchSwitch 0, nothing else */
+        if (c->kind == GP_CMD_RELEASE) return 0; /* a stop: dispatchSwitch 0, nothing else */
+        if (p->power == 0) {
+            fail(s, c->id, GP_E_UNSUPPORTED,
+                 "huawei: %s: Huawei cannot hold 0 W; send release to return the plant to its "
+                 "own mode",
+                 code);
+            return -1;
+        }
         p->sw = w < 0 ? 1 : 2;
         if (!isnan(c->soc_target)) {
             if (!(c->soc_target >= 0 && c->soc_target <= 100)) {
@@ -144,8 +159,15 @@ static int classify(hw *s, const gp_cmd *c, params *p, const hw_plant **plant)
                  code);
             return -1;
         }
-        if (!(c->value >= 0 && c->value <= 100)) {
-            fail(s, c->id, GP_E_REJECTED, "huawei: dod for %s is outside 0..100", code);
+        /* The request takes 0..100 (20039), but a Huawei battery's end-of-discharge SoC is
+         * 0..20 % (seed 5.3.8): the vendor would quietly use the closest allowed value. */
+        if (!(c->value >= HW_DOD_MIN && c->value <= HW_DOD_MAX)) {
+            char msg[HW_MSG_LEN];
+            snprintf(msg, sizeof msg,
+                     "huawei: dod %.4g for %s is outside %d..%d (Huawei batteries allow an "
+                     "end-of-discharge SoC of 0..20 %%)",
+                     c->value, code, HW_DOD_MIN, HW_DOD_MAX);
+            answer(s, c->id, GP_FAILED, GP_E_REJECTED, 0, msg, NULL, NULL);
             return -1;
         }
         p->kind = K_DOD;
@@ -231,12 +253,44 @@ static void fail_all(group *g, const hw_err *err)
         answer(g->s, g->items[i].id, GP_FAILED, err->code, err->retryable, err->msg, NULL, NULL);
 }
 
-/* chargeAndDischarge: the entries for one plant decide its outcome. */
+/* A charge/discharge whose outcome is unknown (why: one line saying what went wrong): the
+ * command becomes a task to poll under the request's requestID. A stop fails retryably
+ * instead: sending it again is harmless. */
+static void cd_unknown(group *g, const item *it, int code, const char *why)
+{
+    char msg[HW_MSG_LEN + 120];
+    if (g->p.sw == 0) {
+        snprintf(msg, sizeof msg, "%s; the stop will be sent again", why);
+        answer(g->s, it->id, GP_FAILED, code, 1, msg, NULL, NULL);
+        return;
+    }
+    char ref[32];
+    snprintf(ref, sizeof ref, "%llu", (unsigned long long)g->request_id);
+    snprintf(msg, sizeof msg, "%s; outcome unknown: polling request %s instead of sending it again",
+             why, ref);
+    answer(g->s, it->id, GP_PENDING, 0, 0, msg, ref, NULL);
+}
+
+/* The whole request's answer is missing or unusable but the vendor may have acted. */
+static void cd_unknown_all(group *g, const hw_err *err)
+{
+    if (g->p.sw != 0) {
+        hw_sent_note(g->s, g->request_id, g->sent_ms, 1);
+        H->log(g->s->h, GP_LOG_WARN,
+               "%s; outcome of request %llu (%zu plant(s)) unknown: polling its task status "
+               "instead of sending it again",
+               err->msg, (unsigned long long)g->request_id, g->n);
+    }
+    for (size_t i = 0; i < g->n; i++)
+        cd_unknown(g, &g->items[i], err->code, err->msg);
+}
+
+/* chargeAndDischarge: the entries for one plant (one per ESS) decide its outcome. */
 static void cd_item(group *g, const item *it, const gp_json *list)
 {
     hw *s = g->s;
     const char *api = api_of[K_CD];
-    size_t found = 0, refused = 0, bad = 0;
+    size_t found = 0, ok = 0, refused = 0, bad = 0;
     const gp_json *first = NULL;
     for (size_t i = 0; i < H->json_len(list); i++) {
         const gp_json *e = H->json_at(list, i);
@@ -244,48 +298,95 @@ static void cd_item(group *g, const item *it, const gp_json *list)
         if (!code || strcmp(code, it->code) != 0) continue;
         double res = hw_jnum(e, "dispatchResult");
         found++;
-        if (!first) first = e;
-        if (res == 1)
+        if (res == 0) {
+            ok++;
+            if (!first) first = e;
+        } else if (res == 1) {
             refused++;
-        else if (res != 0)
+        } else {
             bad++;
+        }
     }
     char msg[HW_MSG_LEN];
-    if (!found) {
-        snprintf(msg, sizeof msg, "huawei: %s: no result for plant %s in the answer", api,
-                 it->code);
-        answer(s, it->id, GP_FAILED, GP_E_PROTOCOL, 0, msg, NULL, NULL);
-    } else if (refused) {
-        snprintf(msg, sizeof msg, "huawei: %s: vendor refused the task for this plant (%s)", api,
-                 it->code);
-        answer(s, it->id, GP_FAILED, GP_E_REJECTED, 0, msg, NULL, NULL);
-    } else if (bad) {
-        snprintf(msg, sizeof msg, "huawei: %s: dispatchResult for plant %s is missing or not 0/1",
-                 api, it->code);
-        answer(s, it->id, GP_FAILED, GP_E_PROTOCOL, 0, msg, NULL, NULL);
-    } else {
-        char ref[32];
-        snprintf(ref, sizeof ref, "%llu", (unsigned long long)g->request_id);
-        gp_str *d = H->str_new();
-        H->str_printf(d, "{\"requestID\":%s,\"remoteID\":", ref);
-        H->str_json(d, hw_jstr(first, "remoteID"));
-        H->str_printf(d, ",\"sn\":");
-        H->str_json(d, hw_jstr(first, "sn"));
-        H->str_printf(d, "}");
-        if (g->p.sw == 0)
-            answer(s, it->id, GP_DONE, 0, 0, NULL, NULL, H->str_data(d, NULL));
-        else
-            answer(s, it->id, GP_PENDING, 0, 0, NULL, ref, H->str_data(d, NULL));
-        H->str_free(d);
+    if (!ok) {
+        if (found && refused == found) {
+            snprintf(msg, sizeof msg, "huawei: %s: vendor refused the task for this plant (%s)",
+                     api, it->code);
+            answer(s, it->id, GP_FAILED, GP_E_REJECTED, 0, msg, NULL, NULL);
+        } else {
+            /* Accepted as a whole, silent or garbled about this plant: it may run there. */
+            snprintf(msg, sizeof msg,
+                     found ? "huawei: %s: dispatchResult for plant %s is missing or not 0/1"
+                           : "huawei: %s: no result for plant %s in the answer",
+                     api, it->code);
+            cd_unknown(g, it, GP_E_PROTOCOL, msg);
+        }
+        return;
     }
+    char ref[32];
+    snprintf(ref, sizeof ref, "%llu", (unsigned long long)g->request_id);
+    gp_str *d = H->str_new();
+    H->str_printf(d, "{\"requestID\":%s,\"remoteID\":", ref);
+    H->str_json(d, hw_jstr(first, "remoteID"));
+    H->str_printf(d, ",\"sn\":");
+    H->str_json(d, hw_jstr(first, "sn"));
+    H->str_printf(d, "}");
+    if (g->p.sw == 0 && refused) {
+        snprintf(msg, sizeof msg,
+                 "huawei: %s: vendor refused the stop for %zu of the %zu batteries of plant %s",
+                 api, refused, found, it->code);
+        answer(s, it->id, GP_FAILED, GP_E_REJECTED, 0, msg, NULL, H->str_data(d, NULL));
+    } else if (g->p.sw == 0 && bad) {
+        snprintf(msg, sizeof msg,
+                 "huawei: %s: dispatchResult for plant %s is missing or not 0/1 for %zu of its %zu "
+                 "batteries; the stop will be sent again",
+                 api, it->code, bad, found);
+        answer(s, it->id, GP_FAILED, GP_E_PROTOCOL, 1, msg, NULL, H->str_data(d, NULL));
+    } else if (g->p.sw == 0) {
+        answer(s, it->id, GP_DONE, 0, 0, NULL, NULL, H->str_data(d, NULL));
+    } else if (refused || bad) {
+        /* Huawei runs the task on every ESS of the plant that took it: a task to poll. */
+        snprintf(msg, sizeof msg,
+                 "huawei: %s: plant %s: %zu of its %zu batteries did not take the task "
+                 "(dispatchResult %s); it runs on the others",
+                 api, it->code, refused + bad, found, bad ? "1 or not 0/1" : "1");
+        H->log(s->h, GP_LOG_WARN, "%s", msg);
+        answer(s, it->id, GP_PENDING, 0, 0, msg, ref, H->str_data(d, NULL));
+    } else {
+        answer(s, it->id, GP_PENDING, 0, 0, NULL, ref, H->str_data(d, NULL));
+    }
+    H->str_free(d);
 }
 
-/* dod / devOnOff: every dn of the plant must report result 0. */
+static void cd_answer(group *g, const gp_json *list)
+{
+    if (g->p.sw != 0) {
+        /* The request arrived when any of its plants took the task. Noted before the results
+         * go out, so no poll can come first. */
+        int confirmed = 0;
+        for (size_t k = 0; k < H->json_len(list) && !confirmed; k++) {
+            const gp_json *e = H->json_at(list, k);
+            const char *code = hw_jstr(e, "plantCode");
+            for (size_t i = 0; code && i < g->n && !confirmed; i++)
+                confirmed =
+                    strcmp(code, g->items[i].code) == 0 && hw_jnum(e, "dispatchResult") == 0;
+        }
+        hw_sent_note(g->s, g->request_id, g->sent_ms, !confirmed);
+    }
+    for (size_t i = 0; i < g->n; i++)
+        cd_item(g, &g->items[i], list);
+}
+
+/* dod / devOnOff: every dn of the plant must report result 0, and a DoD the vendor says it
+ * applied (setDOD) must be the one asked for: else the core would believe a DoD in force
+ * that is not. */
 static void dn_item(group *g, const item *it, const gp_json *list)
 {
     hw *s = g->s;
     const char *api = api_of[g->p.kind];
     char msg[HW_MSG_LEN];
+    const char *other_dn = NULL; /* first battery whose setDOD differs, borrowed */
+    double other_dod = NAN;
     gp_str *d = H->str_new();
     H->str_printf(d, "{\"results\":[");
     for (size_t k = 0; k < it->dns.n; k++) {
@@ -313,11 +414,24 @@ static void dn_item(group *g, const item *it, const gp_json *list)
         H->str_printf(d, "%s{\"dn\":", k ? "," : "");
         H->str_json(d, it->dns.v[k]);
         double set = hw_jnum(e, "setDOD");
-        if (g->p.kind == K_DOD && isfinite(set)) H->str_printf(d, ",\"setDOD\":%.17g", set);
+        if (g->p.kind == K_DOD && isfinite(set)) {
+            H->str_printf(d, ",\"setDOD\":%.17g", set);
+            if (set != g->p.dod && !other_dn) {
+                other_dn = it->dns.v[k];
+                other_dod = set;
+            }
+        }
         H->str_printf(d, "}");
     }
     H->str_printf(d, "]}");
-    answer(s, it->id, GP_DONE, 0, 0, NULL, NULL, H->str_data(d, NULL));
+    if (other_dn) {
+        snprintf(msg, sizeof msg,
+                 "huawei: %s: battery %s of plant %s applied DoD %.4g %%, not the requested %d %%",
+                 api, other_dn, it->code, other_dod, g->p.dod);
+        answer(s, it->id, GP_FAILED, GP_E_REJECTED, 0, msg, NULL, H->str_data(d, NULL));
+    } else {
+        answer(s, it->id, GP_DONE, 0, 0, NULL, NULL, H->str_data(d, NULL));
+    }
     H->str_free(d);
 }
 
@@ -328,21 +442,25 @@ static void on_answer(void *ud, const gp_http_resp *r)
     hw_err err;
     gp_json *doc = hw_answer(g->s, api, quota_of[g->p.kind], r, &err);
     if (!doc) {
-        fail_all(g, &err);
+        if (g->p.kind == K_CD && err.unknown)
+            cd_unknown_all(g, &err);
+        else
+            fail_all(g, &err);
         group_free(g);
         return;
     }
     const gp_json *list = H->json_get(doc, "data");
     if (H->json_type(list) != GP_JSON_ARRAY) {
         hw_err_set(&err, GP_E_PROTOCOL, 0, "huawei: %s: data is not a list of results", api);
-        fail_all(g, &err);
+        if (g->p.kind == K_CD)
+            cd_unknown_all(g, &err); /* failCode 0: the vendor took the request */
+        else
+            fail_all(g, &err);
+    } else if (g->p.kind == K_CD) {
+        cd_answer(g, list);
     } else {
-        for (size_t i = 0; i < g->n; i++) {
-            if (g->p.kind == K_CD)
-                cd_item(g, &g->items[i], list);
-            else
-                dn_item(g, &g->items[i], list);
-        }
+        for (size_t i = 0; i < g->n; i++)
+            dn_item(g, &g->items[i], list);
     }
     H->json_free(doc);
     group_free(g);
@@ -384,6 +502,7 @@ static void body_of(group *g, gp_str *b)
 static void send_group(hw *s, group *g)
 {
     if (g->p.kind == K_CD) g->request_id = H->next_request_id(s->h);
+    g->sent_ms = H->now_ms(s->h);
     gp_str *b = H->str_new();
     body_of(g, b);
     hw_err err;

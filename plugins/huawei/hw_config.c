@@ -13,7 +13,8 @@
 #define H hw_host
 
 static const char *const allowed_keys[] = {
-    "base_url", "username", "password*", "plants", "default_duration", "page_size", NULL,
+    "base_url",         "username",  "password*",       "plants",
+    "default_duration", "page_size", "battery_power_w", NULL,
 };
 
 /* A plant code goes into comma-separated lists and JSON: refuse what would break either. */
@@ -159,6 +160,24 @@ static int check_page_size(gp_hctx *h, const gp_json *cfg, uint32_t *out)
     return 0;
 }
 
+/* The API gives no battery power limit (seed 5.2.2 lists only ratedCapacity, usableCapacity
+ * and dod for batteries; ratedPower is the inverter's): the operator may tell it. */
+static int check_power(gp_hctx *h, const gp_json *cfg, double *out)
+{
+    *out = NAN;
+    const gp_json *v = H->json_get(cfg, "battery_power_w");
+    if (!v) return 0;
+    double w = H->json_type(v) == GP_JSON_NUMBER ? H->json_num(v) : NAN;
+    if (!(w > 0 && w <= 1e9)) {
+        H->config_error(h, "battery_power_w",
+                        "must be a number of watts above 0 (the most a plant's batteries charge "
+                        "or discharge with), e.g. 5000");
+        return 1;
+    }
+    *out = w;
+    return 0;
+}
+
 hw *hw_config_build(gp_hctx *h, const gp_json *config)
 {
     if (H->json_type(config) != GP_JSON_OBJECT) {
@@ -180,6 +199,7 @@ hw *hw_config_build(gp_hctx *h, const gp_json *config)
     bad += check_plants(h, config, &s->only);
     bad += check_duration(h, config, &s->default_min);
     bad += check_page_size(h, config, &s->page_size);
+    bad += check_power(h, config, &s->battery_power_w);
     if (bad) {
         hw_free(s);
         return NULL;
@@ -192,6 +212,7 @@ void hw_free(hw *s)
     if (!s) return;
     hw_calls_drop_all(s);
     hw_disc_free(s->disc);
+    hw_sent_free(s);
     for (size_t i = 0; i < s->n_plants; i++)
         hw_plant_free(&s->plants[i]);
     free(s->plants);

@@ -26,6 +26,7 @@ struct hw_disc {
     hw *s;
     int stage;
     int logged_in;   /* this discovery logged in already */
+    int resent;      /* requests sent again after a "session changed" answer */
     uint32_t page;   /* page of the current listing, from 1 */
     size_t seen;     /* entries on the pages of the current listing so far */
     hw_plant *found; /* owned; sorted by code once the plant list is complete */
@@ -212,10 +213,12 @@ static int read_plants(hw_disc *d, const gp_json *doc, char *msg, size_t len)
     return 0;
 }
 
+/* batterySOC is a percentage of the rated capacity, so that is the capacity to announce;
+ * usableCapacity (rated x DoD) only stands in when the rating is missing. */
 static void add_capacity(hw_plant *p, const gp_json *map)
 {
-    double kwh = hw_jnum(map, "usableCapacity");
-    if (!(kwh > 0)) kwh = hw_jnum(map, "ratedCapacity");
+    double kwh = hw_jnum(map, "ratedCapacity");
+    if (!(kwh > 0)) kwh = hw_jnum(map, "usableCapacity");
     if (!(kwh > 0) || !isfinite(kwh)) return;
     p->capacity_wh = isnan(p->capacity_wh) ? kwh * 1000.0 : p->capacity_wh + kwh * 1000.0;
 }
@@ -280,7 +283,8 @@ static void announce(hw_disc *d)
     size_t n_bat = 0, n_inv = 0;
     for (size_t i = 0; i < d->n; i++) {
         const hw_plant *p = &d->found[i];
-        n_bat += (p->caps & GP_CAP_SETPOINT) != 0;
+        int battery = (p->caps & GP_CAP_SETPOINT) != 0;
+        n_bat += battery;
         n_inv += (p->caps & GP_CAP_ONOFF) != 0;
         gp_device_info info = {
             .size = sizeof(gp_device_info),
@@ -288,8 +292,9 @@ static void announce(hw_disc *d)
             .local = (uint32_t)i,
             .caps = p->caps,
             .capacity_wh = p->capacity_wh,
-            .max_charge_w = NAN, /* the API gives no battery power limits */
-            .max_discharge_w = NAN,
+            /* The API gives no battery power limits: config battery_power_w, else unknown. */
+            .max_charge_w = battery ? s->battery_power_w : NAN,
+            .max_discharge_w = battery ? s->battery_power_w : NAN,
             .soc_min_pct = isnan(p->dod_pct) ? NAN : 100.0 - p->dod_pct,
             .soc_max_pct = NAN,
             .model = p->model,
@@ -320,6 +325,10 @@ static void on_answer(void *ud, const gp_http_resp *r)
     if (!doc) {
         if (err.code == GP_E_AUTH && !d->logged_in) {
             issue(d); /* the session is gone: log in once, then ask again */
+            return;
+        }
+        if (err.session_changed && d->resent++ < 3) {
+            issue(d); /* sent before a newer login: ask again with the new token */
             return;
         }
         char msg[HW_MSG_LEN + 40];

@@ -4,7 +4,8 @@
  *
  *   pv_w      =  1000 * pvPower        (kW, >= 0)
  *   battery_w =  1000 * batteryPower   (kW, > 0 discharging: already ours)
- *   grid_w    = -1000 * meterPower     (kW, > 0 feed-in; ours is + importing)
+ *   grid_w    = -1000 * meterPower     (kW, > 0 feed-in; ours is + importing; the seed's
+ *                                      example's pmeterPower when meterPower is no number)
  *   load_w    =  1000 * loadPower      (kW)
  *   soc_pct   =  batterySOC            (%)
  *   soc_min   =  100 - batteryDOD      (%, when given)
@@ -90,8 +91,10 @@ static void report(read_op *o, size_t k, const char *code, const gp_json *map)
     hw *s = o->s;
     double soc = field(s, code, map, "batterySOC", 1);
     double dod = field(s, code, map, "batteryDOD", 1);
-    /* The seed's table names it meterPower, its example pmeterPower: take either. */
-    const char *meter = H->json_get(map, "meterPower") ? "meterPower" : "pmeterPower";
+    /* The seed's table names it meterPower, its example pmeterPower: the first that holds a
+     * number (a server may send both, one of them null). */
+    double meter = field(s, code, map, "meterPower", 1000);
+    if (isnan(meter)) meter = field(s, code, map, "pmeterPower", 1000);
     double health = field(s, code, map, "healthState", 1);
     gp_str *x = H->str_new();
     int first = 1;
@@ -113,7 +116,7 @@ static void report(read_op *o, size_t k, const char *code, const gp_json *map)
         .battery_w = field(s, code, map, "batteryPower", 1000),
         .pv_w = field(s, code, map, "pvPower", 1000),
         .load_w = field(s, code, map, "loadPower", 1000),
-        .grid_w = -field(s, code, map, meter, 1000),
+        .grid_w = -meter,
         .capacity_wh = NAN,
         .max_charge_w = NAN,
         .max_discharge_w = NAN,

@@ -116,6 +116,8 @@ static int check(hw *h, const cJSON *b, hw_task *t, uint32_t **idx, long *n, cha
     int prc = code ? 0 : hw_int(b, "powerDispatch", &power);
     if (!code && sw != 0 && (prc < 0 || (prc > 0 && (sw == 1 ? power <= 0 : power >= 0))))
         code = HW_E_POWER;
+    /* 20048 comes before 20053 in the interface's error list (5.3.6). */
+    if (!code && find_task(h, t->request_id) >= 0) code = HW_E_DUP_REQUEST;
     for (long k = 0; !code && sw != 0 && ct == 1 && k < *n; k++) {
         const hw_plant *p = &h->plants[(*idx)[k]];
         if (p->battery && !p->soc_control) {
@@ -124,7 +126,6 @@ static int check(hw *h, const cJSON *b, hw_task *t, uint32_t **idx, long *n, cha
             code = HW_E_SOC_UNSUPPORTED;
         }
     }
-    if (!code && find_task(h, t->request_id) >= 0) code = HW_E_DUP_REQUEST;
     hw_free_ids(ids, *n);
     t->dispatch_switch = (int)sw;
     t->control_type = sw == 0 ? 0 : (int)ct;

@@ -34,7 +34,7 @@ typedef struct fx {
     gp_task polled[64];
     char refs[64][32];
     size_t n_polled, poll_calls;
-    int logins, fatal, replace;
+    int logins, fatal, replace, waiting;
     uint32_t flags[2];
 } fx;
 
@@ -78,6 +78,11 @@ static uint32_t io_flags(void *ud, unsigned a)
 static int64_t io_poll_ms(void *ud, unsigned a)
 {
     return 180000; /* Huawei-like: every 3 minutes */
+}
+
+static int io_waiting(void *ud, unsigned a)
+{
+    return ((fx *)ud)->waiting;
 }
 
 static int io_replace(void *ud, unsigned a)
@@ -125,7 +130,8 @@ static gp_dispatch *new_dispatch(fx *f, int dry_run, double import_limit)
                           .site_export_w = INFINITY,
                           .max_attempts = 3,
                           .command_timeout_ms = 120000};
-    gp_dispatch_io io = {f, io_send, io_poll, io_login, io_flags, io_poll_ms, io_fatal, io_replace};
+    gp_dispatch_io io = {f,          io_send,  io_poll,    io_login,  io_flags,
+                         io_poll_ms, io_fatal, io_replace, io_waiting};
     return gp_dispatch_new(f->fleet, f->j, &o, &io);
 }
 
@@ -728,6 +734,57 @@ static void replace_stops_task_first(void **state)
     assert_true(f->sent[2].cmd.value == 3000);
 }
 
+/* A command whose request still waits for the vendor's quota is slow, not lost. */
+static void quota_wait_is_not_a_timeout(void **state)
+{
+    fx *f = *state;
+    gp_submit_result r = submit1(f, sp("a/b1", -3000), T0);
+    f->waiting = 1;
+    gp_dispatch_sweep(f->d, T0 + 300000);
+    assert_int_equal(get(f, r.id).state, GP_JS_SENT);
+    f->waiting = 0;
+    gp_dispatch_sweep(f->d, T0 + 360000);
+    assert_int_equal(get(f, r.id).state, GP_JS_SENT); /* the timeout restarted at 300 s */
+    gp_dispatch_sweep(f->d, T0 + 421000);
+    assert_int_equal(get(f, r.id).state, GP_JS_TIMEOUT);
+}
+
+/* busy = replace also when the older command only turns out to be a task later. */
+static void replace_after_late_pending(void **state)
+{
+    fx *f = *state;
+    f->replace = 1;
+    gp_submit_result r1 = submit1(f, sp("h/p1", -4000), T0);
+    gp_submit_result r2 = submit1(f, sp("h/p1", 2000), T0 + 100); /* r1 unanswered: waits */
+    assert_int_equal(r2.outcome, GP_SUBMIT_QUEUED);
+    assert_int_equal(f->n_sent, 1);
+    answer(f, r1.id, GP_PENDING, 0, 0, "req-1", T0 + 200);
+    assert_int_equal(f->n_sent, 2);
+    assert_int_equal(f->sent[1].cmd.kind, GP_CMD_RELEASE);
+    answer(f, f->sent[1].cmd.id, GP_DONE, 0, 0, NULL, T0 + 300);
+    assert_int_equal(f->n_sent, 3);
+    assert_int_equal(f->sent[2].cmd.id, r2.id);
+}
+
+/* A vendor task that never ends is given up after max_task_age (48 h). */
+static void task_age_limit(void **state)
+{
+    fx *f = *state;
+    gp_submit_result r = submit1(f, sp("h/p1", -4000), T0);
+    answer(f, r.id, GP_PENDING, 0, 0, "req-1", T0);
+    for (int64_t t = T0; t < T0 + 47LL * 3600000; t += 3600000) {
+        gp_dispatch_sweep(f->d, t);
+        for (size_t i = 0; i < f->n_polled; i++)
+            task(f, f->polled[i].cmd_id, GP_PENDING, NAN, t);
+        f->n_polled = 0;
+    }
+    assert_int_equal(get(f, r.id).state, GP_JS_PENDING);
+    gp_dispatch_sweep(f->d, T0 + 49LL * 3600000);
+    row w = get(f, r.id);
+    assert_int_equal(w.state, GP_JS_TIMEOUT);
+    assert_non_null(strstr(w.error, "no final state from the vendor within 2d"));
+}
+
 static void restore_rules(void **state)
 {
     fx *f = *state;
@@ -793,6 +850,9 @@ int main(void)
         T(native_duration_refreshed),
         T(restore_rules),
         T(replace_stops_task_first),
+        T(quota_wait_is_not_a_timeout),
+        T(replace_after_late_pending),
+        T(task_age_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
