@@ -14,6 +14,7 @@
 #include "journal.h"
 #include "log.h"
 #include "runtime.h"
+#include "simulate.h"
 #include "str.h"
 #include "strategy.h"
 #include "timeutil.h"
@@ -22,12 +23,16 @@ static const char usage_text[] =
     "usage:\n"
     "  gridpilot run      -c FILE [--dry-run] [--once] [--for DURATION] [--log-format text|json] "
     "[-v]\n"
+    "  gridpilot simulate -c FILE [--from TIME] [--to TIME] [--step DURATION] [--out DIR] "
+    "[--plot]\n"
+    "                     [--series devices|site|none]\n"
     "  gridpilot check    -c FILE\n"
     "  gridpilot plugins  [-c FILE]\n"
     "  gridpilot tasks    -c FILE [--state STATE] [--json]\n"
     "  gridpilot version\n"
     "\n"
-    "DURATION: 500ms, 30s, 5m, 1h, 1d. Exit status: 0 ok, 1 runtime failure, 2 usage or "
+    "DURATION: 500ms, 30s, 5m, 1h, 1d. TIME: 2026-01-01T00:00:00Z or 2026-01-01. Exit status: 0 "
+    "ok, 1 runtime failure, 2 usage or "
     "configuration error.\n";
 
 /* One line, as every error: what is wrong, and where to read more. */
@@ -42,10 +47,24 @@ static int usage_error(const char *fmt, const char *arg)
 /* Options shared by the subcommands; each accepts only its own (checked below). */
 typedef struct opts {
     const char *config, *state, *log_format, *for_text;
-    int dry_run, once, json, verbose;
+    const char *from, *to, *step, *out, *series; /* simulate */
+    int dry_run, once, json, verbose, plot;
 } opts;
 
-enum { O_DRY_RUN = 256, O_ONCE, O_FOR, O_LOG_FORMAT, O_STATE, O_JSON };
+enum {
+    O_DRY_RUN = 256,
+    O_ONCE,
+    O_FOR,
+    O_LOG_FORMAT,
+    O_STATE,
+    O_JSON,
+    O_FROM,
+    O_TO,
+    O_STEP,
+    O_OUT,
+    O_PLOT,
+    O_SERIES
+};
 
 static int parse_opts(int argc, char **argv, const char *cmd, const char *allowed, opts *o)
 {
@@ -57,6 +76,12 @@ static int parse_opts(int argc, char **argv, const char *cmd, const char *allowe
         {"log-format", required_argument, NULL, O_LOG_FORMAT},
         {"state", required_argument, NULL, O_STATE},
         {"json", no_argument, NULL, O_JSON},
+        {"from", required_argument, NULL, O_FROM},
+        {"to", required_argument, NULL, O_TO},
+        {"step", required_argument, NULL, O_STEP},
+        {"out", required_argument, NULL, O_OUT},
+        {"plot", no_argument, NULL, O_PLOT},
+        {"series", required_argument, NULL, O_SERIES},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -95,6 +120,30 @@ static int parse_opts(int argc, char **argv, const char *cmd, const char *allowe
         case O_JSON:
             o->json = 1;
             name = "json";
+            break;
+        case O_FROM:
+            o->from = optarg;
+            name = "from";
+            break;
+        case O_TO:
+            o->to = optarg;
+            name = "to";
+            break;
+        case O_STEP:
+            o->step = optarg;
+            name = "step";
+            break;
+        case O_OUT:
+            o->out = optarg;
+            name = "out";
+            break;
+        case O_PLOT:
+            o->plot = 1;
+            name = "plot";
+            break;
+        case O_SERIES:
+            o->series = optarg;
+            name = "series";
             break;
         case 'v':
             o->verbose = 1;
@@ -141,7 +190,7 @@ static int cmd_run(int argc, char **argv)
     else if (o.log_format && strcmp(o.log_format, "text") != 0)
         return usage_error("--log-format must be text or json, not '%s'", o.log_format);
     gp_log_setup(fmt, o.verbose ? GP_LOG_DEBUG : GP_LOG_INFO);
-    gp_run_opts ro = {o.config, o.dry_run, o.once, 0};
+    gp_run_opts ro = {.config = o.config, .dry_run = o.dry_run, .once = o.once};
     if (o.for_text) {
         char err[200];
         if (gp_parse_duration_ms(o.for_text, &ro.for_ms, err, sizeof err) != 0)
@@ -150,6 +199,30 @@ static int cmd_run(int argc, char **argv)
     }
     if (o.once && o.for_text) return usage_error("%s", "--once and --for do not go together");
     return gp_daemon_run(&ro);
+}
+
+/* ---- simulate ------------------------------------------------------------------------- */
+
+static int cmd_simulate(int argc, char **argv)
+{
+    opts o;
+    int rc = parse_opts(argc, argv, "simulate", ",c,from,to,step,out,plot,series,v,", &o);
+    if (rc || (rc = need_config(&o, "simulate"))) return rc;
+    gp_log_setup(GP_LOGFMT_TEXT, o.verbose ? GP_LOG_DEBUG : GP_LOG_INFO);
+    gp_sim_opts so = {.config = o.config,
+                      .from = o.from,
+                      .to = o.to,
+                      .step = o.step,
+                      .out = o.out,
+                      .plot = o.plot,
+                      .series = GP_SERIES_DEVICES};
+    if (o.series && strcmp(o.series, "site") == 0)
+        so.series = GP_SERIES_SITE;
+    else if (o.series && strcmp(o.series, "none") == 0)
+        so.series = GP_SERIES_NONE;
+    else if (o.series && strcmp(o.series, "devices") != 0)
+        return usage_error("--series must be devices, site or none, not '%s'", o.series);
+    return gp_simulate(&so);
 }
 
 /* ---- check ---------------------------------------------------------------------------- */
@@ -416,8 +489,11 @@ int gp_cli_main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {
-        {"run", cmd_run}, {"check", cmd_check}, {"plugins", cmd_plugins}, {"tasks", cmd_tasks}};
+    } cmds[] = {{"run", cmd_run},
+                {"simulate", cmd_simulate},
+                {"check", cmd_check},
+                {"plugins", cmd_plugins},
+                {"tasks", cmd_tasks}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", cmd);

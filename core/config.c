@@ -13,7 +13,10 @@
 #include "path.h"
 #include "secret.h"
 #include "str.h"
+#include "tariff.h"
+#include "tariff_load.h"
 #include "timeutil.h"
+#include "tz.h"
 
 void gp_config_path(char *buf, size_t len, const char *parent, const char *key, int index)
 {
@@ -144,13 +147,13 @@ static int valid_id(const char *s)
     return 1;
 }
 
+/* "UTC", or a zone file under /usr/share/zoneinfo that tz.c can read. */
 static int valid_timezone(const char *tz)
 {
-    if (strcmp(tz, "UTC") == 0) return 1;
-    if (strstr(tz, "..") || tz[0] == '/') return 0;
-    char p[512];
-    snprintf(p, sizeof p, "/usr/share/zoneinfo/%s", tz);
-    return gp_path_is_file(p);
+    char err[256];
+    gp_tz *z = tz ? gp_tz_load(tz, err, sizeof err) : NULL;
+    gp_tz_free(z);
+    return z != NULL;
 }
 
 static void parse_strategy(ctx *c, gp_config *cfg, const cJSON *s)
@@ -177,27 +180,43 @@ static void parse_strategy(ctx *c, gp_config *cfg, const cJSON *s)
 
 static void parse_tariff(ctx *c, gp_config *cfg, const cJSON *t)
 {
-    static const char *const keys[] = {"default", "file", "periods", NULL};
+    static const char *const keys[] = {"default", "file", "export_file", "unit", "periods", NULL};
     check_keys(t, "tariff", keys, NULL, c->d);
     cfg->has_tariff = 1;
-    if (get(t, "file"))
-        gp_diag_add(c->d, "tariff.file",
-                    "tariff files are not supported by this version yet; use tariff.default");
-    if (get(t, "periods"))
-        gp_diag_add(c->d, "tariff.periods",
-                    "time-of-use periods are not supported by this version yet; use "
-                    "tariff.default");
     const cJSON *dflt = get_object(c, t, "tariff", "default");
-    if (!dflt) {
-        if (!get(t, "default") && !get(t, "file") && !get(t, "periods"))
-            gp_diag_add(c->d, "tariff.default", "missing (a tariff needs prices)");
+    if (!dflt && !get(t, "default") && !get(t, "file") && !get(t, "periods")) {
+        gp_diag_add(c->d, "tariff.default", "missing (a tariff needs prices)");
         return;
     }
-    static const char *const pkeys[] = {"import", "export", NULL};
-    check_keys(dflt, "tariff.default", pkeys, NULL, c->d);
-    cfg->tariff_import = get_number(c, dflt, "tariff.default", "import", NAN, -1e6, 1e6);
-    cfg->tariff_export = get_number(c, dflt, "tariff.default", "export", NAN, -1e6, 1e6);
-    if (!get(dflt, "import")) gp_diag_add(c->d, "tariff.default.import", "missing");
+    if (dflt) {
+        static const char *const pkeys[] = {"import", "export", NULL};
+        check_keys(dflt, "tariff.default", pkeys, NULL, c->d);
+        cfg->tariff_import = get_number(c, dflt, "tariff.default", "import", NAN, -1e6, 1e6);
+        cfg->tariff_export = get_number(c, dflt, "tariff.default", "export", NAN, -1e6, 1e6);
+        if (!get(dflt, "import") && !get(t, "file") && !get(t, "periods"))
+            gp_diag_add(c->d, "tariff.default.import", "missing");
+    }
+    /* Files and periods are loaded and checked completely here (tariff_load.c), so that
+     * check, run and simulate all see their problems. */
+    char *file = get_string(c, t, "tariff", "file", NULL, 0);
+    char *efile = get_string(c, t, "tariff", "export_file", NULL, 0);
+    char *unit = get_string(c, t, "tariff", "unit", NULL, 0);
+    gp_tariff_source src = {file ? resolve(c, file) : NULL,
+                            efile ? resolve(c, efile) : NULL,
+                            unit,
+                            get(t, "periods"),
+                            get(t, "periods") && valid_timezone(cfg->timezone) ? cfg->timezone
+                                                                               : NULL,
+                            cfg->tariff_import,
+                            cfg->tariff_export};
+    int wrong_type = (!file && get(t, "file")) || (!efile && get(t, "export_file")) ||
+                     (!unit && get(t, "unit")); /* already reported */
+    if (!wrong_type) cfg->tariff = gp_tariff_load(&src, c->d);
+    free((char *)src.file);
+    free((char *)src.export_file);
+    free(file);
+    free(efile);
+    free(unit);
 }
 
 static void parse_api(ctx *c, gp_config *cfg, const cJSON *a)
@@ -409,6 +428,7 @@ void gp_config_free(gp_config *c)
     free(c->timezone);
     free(c->strategy_file);
     free(c->strategy_params);
+    gp_tariff_free(c->tariff);
     free(c->api_listen);
     free(c->api_token);
     for (size_t i = 0; i < c->n_adapters; i++) {
@@ -419,4 +439,13 @@ void gp_config_free(gp_config *c)
     free(c->adapters);
     cJSON_Delete(c->doc);
     free(c);
+}
+
+gp_config *gp_config_load_reported(const char *path)
+{
+    gp_diag d = {0};
+    gp_config *cfg = gp_config_load(path, 0, &d);
+    if (!cfg) gp_diag_print(&d, path);
+    gp_diag_clear(&d);
+    return cfg;
 }

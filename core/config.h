@@ -48,6 +48,8 @@ typedef struct gp_config {
 
     int has_tariff;
     double tariff_import, tariff_export; /* the fixed price (tariff.default); NAN unknown */
+    struct gp_tariff *tariff; /* owned; the loaded tariff, NULL without one (a taker sets it
+                                 to NULL) */
 
     double site_import_w, site_export_w; /* INFINITY when unlimited */
 
@@ -71,6 +73,8 @@ typedef struct gp_config {
  * that parses is returned even with problems (fields at fault keep their defaults), so that
  * `check` can go on to load plugins and compile the strategy. */
 gp_config *gp_config_load(const char *path, int partial, gp_diag *d);
+/* gp_config_load (not partial) that prints every problem to stderr and returns NULL on any. */
+gp_config *gp_config_load_reported(const char *path);
 void gp_config_free(gp_config *c);
 
 /* JSON path helper: "adapters[2].config" style. */

@@ -32,6 +32,8 @@ struct gp_rt {
     size_t n_ad;
     uint8_t *settled; /* per adapter: discovery failed, or first read finished */
     int phase, ready, ticked, exit_code;
+    int virt; /* simulate: driven step by step on the virtual clock (no tick, poll, sweep) */
+    uint64_t strategy_failures; /* ticks whose strategy call failed */
     gp_timer *tick_timer, *sweep_timer, *for_timer, *deadline, *ready_timer, *startup_timer;
     ev_signal sig_int, sig_term, sig_hup;
     uint64_t ticks;
@@ -239,12 +241,17 @@ static void do_tick(struct gp_rt *rt, int64_t now)
                   (unsigned long long)rt->ticks, site.online, site.devices, soc, pv, load, bat,
                   grid);
     if (rt->strategy) {
-        gp_tick_in in = {now, (double)rt->cfg->tick_ms / 1000.0, rt->o.dry_run, rt->fleet,
-                         rt->tariff};
+        int64_t tick_ms = rt->virt ? rt->o.step_ms : rt->cfg->tick_ms;
+        gp_tick_in in = {now, (double)tick_ms / 1000.0, rt->o.dry_run, rt->fleet, rt->tariff};
         gp_tick_out out = {0};
         char err[4096];
         if (gp_strategy_tick(rt->strategy, &in, &out, err, sizeof err) != 0) {
-            log_strategy_error(err);
+            /* A simulation repeats a broken strategy 100,000 times: the first few say it. */
+            rt->strategy_failures++;
+            if (!rt->virt || rt->strategy_failures <= 3) log_strategy_error(err);
+            if (rt->virt && rt->strategy_failures == 3)
+                gp_warn("strategy", "further strategy errors are counted in the report, not "
+                                    "logged");
             if (rt->o.once) rt->exit_code = 1;
             gp_str_printf(&line, "; strategy failed");
         } else {
@@ -260,7 +267,8 @@ static void do_tick(struct gp_rt *rt, int64_t now)
             if (st.failed) gp_str_printf(&line, ", %zu not journaled", st.failed);
         }
     }
-    gp_info("core", "%s", gp_str_cstr(&line));
+    /* A simulation runs hundreds of thousands of ticks: their lines are for -v. */
+    gp_log(rt->virt ? GP_LOG_DEBUG : GP_LOG_INFO, "core", "%s", gp_str_cstr(&line));
     gp_str_clear(&line);
 }
 
@@ -321,7 +329,7 @@ static void on_ready(struct gp_rt *rt)
     gp_info("core", "ready: %u device(s), %u online; %s", site.devices, site.online,
             rt->o.dry_run ? "DRY RUN: commands are journaled and printed, never sent"
                           : "dispatching");
-    if (rt->phase != RT_RUNNING) return;
+    if (rt->phase != RT_RUNNING || rt->virt) return;
     if (rt->o.once) {
         do_tick(rt, gp_now_ms());
         rt->deadline =
@@ -384,7 +392,11 @@ static void after_discovery(void *ud)
     if (rt->phase == RT_DONE) return;
     if (h->state == GP_AD_READY) {
         gp_dispatch_restore(rt->dispatch, h->index, gp_now_ms());
-        if (rt->phase == RT_RUNNING) gp_adapter_begin_polling(h);
+        if (rt->virt) {
+            gp_adapter_read_all(h); /* the first reading; the driver reads at every step */
+        } else if (rt->phase == RT_RUNNING) {
+            gp_adapter_begin_polling(h);
+        }
         return;
     }
     if (rt->o.once)
@@ -444,7 +456,8 @@ static void reload(struct gp_rt *rt)
     gp_strategy_free(rt->strategy);
     rt->strategy = s;
     gp_tariff_free(rt->tariff);
-    rt->tariff = c->has_tariff ? gp_tariff_fixed(c->tariff_import, c->tariff_export) : NULL;
+    rt->tariff = c->tariff; /* read and checked with the config */
+    c->tariff = NULL;
     gp_info("core", "strategy %s", s ? "reloaded" : "removed (monitoring only)");
     gp_config_free(c);
 }
@@ -477,39 +490,44 @@ static void free_rt(struct gp_rt *rt)
     ev_signal_stop(gp_loop(), &rt->sig_hup);
 }
 
-int gp_daemon_run(const gp_run_opts *o)
+/* Build the runtime from a loaded config (taken): strategy, tariff, journal, fleet,
+ * dispatcher and adapters. NULL with *code set (the reason printed) on failure. */
+static struct gp_rt *rt_open(gp_config *cfg, const gp_run_opts *o, int *code)
 {
-    struct gp_rt rt_s = {0}, *rt = &rt_s;
+    struct gp_rt *rt = gp_xcalloc(1, sizeof *rt);
     rt->o = *o;
+    rt->cfg = cfg;
+    rt->virt = o->virt;
     gp_diag d = {0};
-    rt->cfg = gp_config_load(o->config, 0, &d);
-    if (!rt->cfg) {
-        gp_diag_print(&d, o->config);
-        gp_diag_clear(&d);
-        return 2;
-    }
     setenv("TZ", rt->cfg->timezone, 1);
     tzset();
-    signal(SIGPIPE, SIG_IGN);
 
     char err[4096];
-    if (rt->cfg->has_strategy && !(rt->strategy = load_strategy(rt->cfg, err, sizeof err))) {
+    if (rt->cfg->has_strategy && !o->no_strategy &&
+        !(rt->strategy = load_strategy(rt->cfg, err, sizeof err))) {
         fprintf(stderr, "%s: strategy.file: %s\n", o->config, err);
         gp_config_free(rt->cfg);
-        return 2;
+        free(rt);
+        *code = 2;
+        return NULL;
     }
-    if (rt->cfg->has_tariff)
-        rt->tariff = gp_tariff_fixed(rt->cfg->tariff_import, rt->cfg->tariff_export);
+    rt->tariff = rt->cfg->tariff;
+    rt->cfg->tariff = NULL;
 
     /* Before the adapters: plugins may read their persisted state when created. */
-    rt->journal = gp_journal_open(rt->cfg->state_dir, 0, err, sizeof err);
+    const char *state_dir = o->state_dir ? o->state_dir : rt->cfg->state_dir;
+    rt->journal = gp_journal_open(state_dir, 0, err, sizeof err);
     if (!rt->journal) {
         gp_err("core", "cannot open the journal: %s", err);
         gp_strategy_free(rt->strategy);
         gp_tariff_free(rt->tariff);
         gp_config_free(rt->cfg);
-        return 1;
+        free(rt);
+        *code = 1;
+        return NULL;
     }
+    /* A simulation's journal is started afresh every time: nothing to make durable. */
+    if (o->virt) gp_journal_set_volatile(rt->journal);
     rt->fleet = gp_fleet_new();
     rt->n_ad = rt->cfg->n_adapters;
     rt->ad = gp_xcalloc(rt->n_ad ? rt->n_ad : 1, sizeof(gp_hctx *));
@@ -518,6 +536,7 @@ int gp_daemon_run(const gp_run_opts *o)
         const gp_adapter_cfg *ac = &rt->cfg->adapters[i];
         /* Telemetry is stale after three missed polls (at least 30 s). */
         int64_t stale = 3 * ac->poll_ms > 30000 ? 3 * ac->poll_ms : 30000;
+        if (o->virt && stale < 3 * o->step_ms) stale = 3 * o->step_ms;
         gp_fleet_add_adapter(rt->fleet, ac->id, stale);
     }
     gp_dispatch_opts dopts = {
@@ -543,8 +562,33 @@ int gp_daemon_run(const gp_run_opts *o)
         gp_diag_print(&d, o->config);
         gp_diag_clear(&d);
         free_rt(rt);
-        return 2;
+        free(rt);
+        *code = 2;
+        return NULL;
     }
+    return rt;
+}
+
+static void log_journal_counts(struct gp_rt *rt)
+{
+    uint64_t counts[GP_JS_COUNT];
+    if (gp_journal_count(rt->journal, counts) == 0)
+        gp_info("core",
+                "stopped after %llu tick(s); journal: %llu pending, %llu accepted, "
+                "%llu done, %llu failed",
+                (unsigned long long)rt->ticks, (unsigned long long)counts[GP_JS_PENDING],
+                (unsigned long long)counts[GP_JS_ACCEPTED], (unsigned long long)counts[GP_JS_DONE],
+                (unsigned long long)counts[GP_JS_FAILED]);
+}
+
+int gp_daemon_run(const gp_run_opts *o)
+{
+    gp_config *cfg = gp_config_load_reported(o->config);
+    if (!cfg) return 2;
+    signal(SIGPIPE, SIG_IGN);
+    int code = 0;
+    struct gp_rt *rt = rt_open(cfg, o, &code);
+    if (!rt) return code;
 
     if (rt->cfg->has_api)
         gp_warn("core", "api: the HTTP API is not part of this version yet; ignoring it");
@@ -577,15 +621,75 @@ int gp_daemon_run(const gp_run_opts *o)
     ev_ref(gp_loop());
     ev_ref(gp_loop());
     ev_ref(gp_loop());
-    int code = rt->exit_code;
-    uint64_t counts[GP_JS_COUNT];
-    if (gp_journal_count(rt->journal, counts) == 0)
-        gp_info("core",
-                "stopped after %llu tick(s); journal: %llu pending, %llu accepted, "
-                "%llu done, %llu failed",
-                (unsigned long long)rt->ticks, (unsigned long long)counts[GP_JS_PENDING],
-                (unsigned long long)counts[GP_JS_ACCEPTED], (unsigned long long)counts[GP_JS_DONE],
-                (unsigned long long)counts[GP_JS_FAILED]);
+    code = rt->exit_code;
+    log_journal_counts(rt);
     free_rt(rt);
+    free(rt);
     return code;
+}
+
+/* ---- virtual driver (simulate) ---------------------------------------------------------- */
+
+struct gp_rt *gp_rt_open_virtual(gp_config *cfg, const gp_run_opts *o, int *code)
+{
+    gp_run_opts v = *o;
+    v.virt = 1;
+    return rt_open(cfg, &v, code);
+}
+
+int gp_rt_start_virtual(struct gp_rt *rt)
+{
+    rt->phase = RT_RUNNING;
+    for (size_t i = 0; i < rt->n_ad; i++)
+        gp_adapter_start(rt->ad[i]);
+    /* Discovery and the first reads complete on timers due now (or after a plugin's
+     * latency): advance in small steps until every adapter has settled, at most a minute. */
+    int64_t t0 = gp_now_ms();
+    for (int64_t t = t0; !rt->ready && t <= t0 + 60000; t += 100)
+        gp_clock_advance(t);
+    return rt->ready && rt->exit_code == 0 ? 0 : -1;
+}
+
+void gp_rt_step_read(struct gp_rt *rt)
+{
+    for (size_t i = 0; i < rt->n_ad; i++)
+        if (rt->ad[i] && rt->ad[i]->state == GP_AD_READY) gp_adapter_read_all(rt->ad[i]);
+    gp_clock_advance(gp_now_ms());
+}
+
+int gp_rt_step_tick(struct gp_rt *rt, int64_t now)
+{
+    do_tick(rt, now);
+    gp_clock_advance(now);
+    gp_dispatch_sweep(rt->dispatch, now);
+    gp_clock_advance(now);
+    return rt->exit_code;
+}
+
+gp_fleet *gp_rt_fleet_of(struct gp_rt *rt)
+{
+    return rt->fleet;
+}
+
+const gp_tariff *gp_rt_tariff(const struct gp_rt *rt)
+{
+    return rt->tariff;
+}
+
+int gp_rt_has_strategy(const struct gp_rt *rt)
+{
+    return rt->strategy != NULL;
+}
+
+uint64_t gp_rt_strategy_failures(const struct gp_rt *rt)
+{
+    return rt->strategy_failures;
+}
+
+void gp_rt_close(struct gp_rt *rt)
+{
+    if (!rt) return;
+    log_journal_counts(rt);
+    free_rt(rt);
+    free(rt);
 }

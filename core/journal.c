@@ -26,6 +26,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "path.h"
 #include "str.h"
 
 #define SCHEMA_VERSION  1
@@ -408,31 +409,6 @@ int gp_journal_commit(gp_journal *j)
 
 /* ---- open / close ----------------------------------------------------------------------- */
 
-static int mkdir_p(const char *dir, mode_t mode)
-{
-    char *p = gp_xstrdup(dir);
-    int rc = 0;
-    for (char *s = p + 1; rc == 0; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, mode) != 0 && errno != EEXIST) rc = -1;
-        *s = c;
-        if (c == '\0') break;
-    }
-    if (rc == 0) {
-        struct stat st;
-        if (stat(p, &st) != 0)
-            rc = -1;
-        else if (!S_ISDIR(st.st_mode)) {
-            errno = ENOTDIR;
-            rc = -1;
-        }
-    }
-    free(p);
-    return rc;
-}
-
 /* One-row, one-column query used while opening; returns the integer, or -1 with err set. */
 static int64_t query_int(gp_journal *j, const char *sql)
 {
@@ -583,7 +559,7 @@ gp_journal *gp_journal_open(const char *state_dir, int readonly, char *err, size
         }
         flags |= SQLITE_OPEN_READONLY;
     } else {
-        if (mkdir_p(state_dir, 0750) != 0) {
+        if (gp_path_mkdirs(state_dir, 0750) != 0) {
             snprintf(j->err, sizeof j->err, "%s: cannot create state directory: %s", state_dir,
                      strerror(errno));
             goto fail;
@@ -1165,4 +1141,9 @@ void *gp_journal_kv_get(gp_journal *j, const char *scope, const char *key, size_
         db_err(j);
     sqlite3_reset(s);
     return out;
+}
+
+int gp_journal_set_volatile(gp_journal *j)
+{
+    return sqlite3_exec(j->db, "PRAGMA synchronous=OFF", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }

@@ -63,6 +63,9 @@ typedef struct gp_journal gp_journal;
  * "no journal yet". */
 gp_journal *gp_journal_open(const char *state_dir, int readonly, char *err, size_t errlen);
 void gp_journal_close(gp_journal *j);
+/* A journal nobody resumes from (a simulation's): commits stop waiting for the disk
+ * (synchronous=OFF). 0, or -1. */
+int gp_journal_set_volatile(gp_journal *j);
 const char *gp_journal_path(const gp_journal *j); /* borrowed */
 
 /* Group the following writes in one transaction (nestable; the outermost commit writes). */

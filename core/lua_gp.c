@@ -4,6 +4,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <math.h>
 #include <string.h>
 
 #include "log.h"
@@ -43,6 +44,18 @@ static int gp_log_fn(lua_State *L)
     return 0;
 }
 
+double gp_lua_num_field(lua_State *L, int t, const char *key, const char *fn, const char *what)
+{
+    int type = lua_getfield(L, t, key);
+    double v = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (type == LUA_TNIL) return NAN;
+    if (type != LUA_TNUMBER)
+        return luaL_error(L, "%s: %s.%s must be a number (got %s)", fn, what, key,
+                          lua_typename(L, type));
+    return v;
+}
+
 void gp_lua_push_gp(lua_State *L)
 {
     lua_createtable(L, 0, 8);
@@ -55,8 +68,17 @@ void gp_lua_push_gp(lua_State *L)
     lua_setfield(L, gp, "log");
     lua_settop(L, gp);
 
-    /* Further helpers are added here as C functions on this table (CONTRACT.md, "The gp
-     * library"): gp.allocate(devices, total_w [, opts]), gp.cheapest(tariff, n_slots, from,
-     * to), gp.dearest(...), gp.plan(...). Each one takes plain Lua values, never ctx
-     * internals, so strategies and tests can call it with tables of their own. */
+    /* Each helper takes plain Lua values, never ctx internals, so strategies and tests can
+     * call it with tables of their own (CONTRACT.md, "The gp library"). */
+    lua_pushcfunction(L, gp_lua_allocate);
+    lua_setfield(L, gp, "allocate");
+    lua_pushcfunction(L, gp_lua_cheapest);
+    lua_setfield(L, gp, "cheapest");
+    lua_pushcfunction(L, gp_lua_dearest);
+    lua_setfield(L, gp, "dearest");
+    lua_pushnil(L); /* the planner's work buffer, created on first use */
+    lua_pushcclosure(L, gp_lua_plan, 1);
+    lua_setfield(L, gp, "plan");
+    gp_lua_push_schedule(L);
+    lua_setfield(L, gp, "schedule");
 }

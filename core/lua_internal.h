@@ -86,6 +86,10 @@ int gp_lua_pcall(gp_strategy *s, int nargs, int nres, char *err, size_t errlen);
 int gp_lua_cpcall(gp_strategy *s, lua_CFunction f, void *ud, int nargs, char *err, size_t errlen);
 /* Human form of a byte count ("64 MiB", "1500 KiB", "4096 bytes"). */
 void gp_lua_format_bytes(size_t n, char *buf, size_t len);
+/* For long C loops, where the hook never runs: has the running call's deadline passed? */
+int gp_lua_expired(lua_State *L);
+/* Raise the time-limit error at the line of the Lua code that called the C function. */
+int gp_lua_timeout_error(lua_State *L);
 
 /* ---- lua_ctx.c ----------------------------------------------------------------------- */
 
@@ -99,5 +103,23 @@ int gp_lua_ctx_update(lua_State *L);
 
 /* Push the `gp` library table. */
 void gp_lua_push_gp(lua_State *L);
+
+/* The gp functions (docs/lua-api.md): plain functions of their arguments, so strategies and
+ * tests may pass tables of their own. Their C work is bounded by the size of those
+ * arguments (sorts, one pass per device or slot) except gp.plan's, which polls the
+ * deadline. */
+int gp_lua_allocate(lua_State *L); /* lua_gp_alloc.c */
+int gp_lua_cheapest(lua_State *L); /* lua_gp_slots.c */
+int gp_lua_dearest(lua_State *L);
+int gp_lua_plan(lua_State *L); /* lua_gp_plan.c; upvalue 1: its cached work buffer */
+/* lua_gp_schedule.c: register the schedule metatable, push the gp.schedule function. */
+void gp_lua_push_schedule(lua_State *L);
+
+/* lua_gp_slots.c: check (tariff, from, to) at those stack indices (to may be absent) and
+ * push tariff.slots(from, to), raising "<fn>: ..." unless it returns a table. */
+void gp_lua_push_slots(lua_State *L, const char *fn, int tariff, int from, int to);
+/* lua_gp.c: number field t[key] (metamethods honoured); NAN when nil; raises "<fn>:
+ * <what>.<key> must be a number" for any other type. */
+double gp_lua_num_field(lua_State *L, int t, const char *key, const char *fn, const char *what);
 
 #endif

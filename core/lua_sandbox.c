@@ -174,6 +174,16 @@ static void check_deadline(lua_State *L, lua_Integer i)
     if (expired(s)) raise_timeout(L, s, 1);
 }
 
+int gp_lua_expired(lua_State *L)
+{
+    return expired(gp_lua_owner(L));
+}
+
+int gp_lua_timeout_error(lua_State *L)
+{
+    return raise_timeout(L, gp_lua_owner(L), 1);
+}
+
 /* ---- safe replacements ---------------------------------------------------------------- */
 
 /* pcall/xpcall as in lbaselib.c, except that after the deadline an error is not caught but

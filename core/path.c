@@ -1,6 +1,7 @@
 /* Path helpers. */
 #include "path.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,4 +82,29 @@ int gp_path_is_dir(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int gp_path_mkdirs(const char *dir, mode_t mode)
+{
+    char *p = gp_xstrdup(dir);
+    int rc = 0;
+    for (char *s = p + 1; rc == 0; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, mode) != 0 && errno != EEXIST) rc = -1;
+        *s = c;
+        if (c == '\0') break;
+    }
+    if (rc == 0) {
+        struct stat st;
+        if (stat(p, &st) != 0)
+            rc = -1;
+        else if (!S_ISDIR(st.st_mode)) {
+            errno = ENOTDIR;
+            rc = -1;
+        }
+    }
+    free(p);
+    return rc;
 }

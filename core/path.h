@@ -2,6 +2,8 @@
 #ifndef GP_PATH_H
 #define GP_PATH_H
 
+#include <sys/types.h>
+
 /* `path` if absolute, else base_dir/path, lexically normalised ("a/./b/../c" -> "a/c").
  * malloc'd; caller frees. */
 char *gp_path_resolve(const char *base_dir, const char *path);
@@ -10,5 +12,8 @@ char *gp_path_dirname_abs(const char *file);
 /* Is it a readable regular file / an existing folder? */
 int gp_path_is_file(const char *path);
 int gp_path_is_dir(const char *path);
+/* mkdir -p: create dir and its missing parents with mode. 0, or -1 with errno set (ENOTDIR
+ * when it exists as something else). */
+int gp_path_mkdirs(const char *dir, mode_t mode);
 
 #endif

@@ -63,8 +63,7 @@ static int digits(const char **p, int n, int *out)
     return 0;
 }
 
-/* Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int y, int m, int d)
+int64_t gp_days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -117,7 +116,7 @@ int gp_parse_time_ms(const char *text, int64_t *out_ms, char *err, size_t errlen
     }
     if (*p) goto bad;
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) goto bad;
-    int64_t days = days_from_civil(y, mo, d);
+    int64_t days = gp_days_from_civil(y, mo, d);
     *out_ms = ((days * 86400 + h * 3600 + mi * 60 + s) - offset_s) * 1000 + ms;
     return 0;
 bad:

@@ -18,6 +18,9 @@ void gp_format_time(int64_t ms, char *buf, size_t len);
 /* Format a duration for humans: "250ms", "30s", "5m", "1h30m". buf >= 32. */
 void gp_format_duration(int64_t ms, char *buf, size_t len);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
+int64_t gp_days_from_civil(int64_t y, int m, int d);
+
 /* Wall clock, Unix ms. */
 int64_t gp_wall_ms(void);
 /* Monotonic clock in seconds, for measuring. */

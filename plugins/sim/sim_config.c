@@ -180,7 +180,8 @@ static char *read_text(const char *path, size_t *len, const char **why)
 }
 
 /* Parse one profile file; on a problem report it (file and line) once and return -1. */
-static int load_profile(cfg *c, const char *path, const char *file, sim_profile *out)
+static int load_profile(cfg *c, const char *path, const char *file, const char *column,
+                        sim_profile *out)
 {
     size_t len = 0;
     const char *why = NULL;
@@ -210,9 +211,8 @@ static int load_profile(cfg *c, const char *path, const char *file, sim_profile 
         if (!header) {
             char *a = strtok_r(row, ",", &save), *b = strtok_r(NULL, ",", &save);
             char *extra = strtok_r(NULL, ",", &save);
-            if (!a || !b || extra || strcmp(trim(a), "time") != 0 ||
-                strcmp(trim(b), "load_w") != 0) {
-                cerr(c, path, "%s line %d: the header must be \"time,load_w\"", file, line);
+            if (!a || !b || extra || strcmp(trim(a), "time") != 0 || strcmp(trim(b), column) != 0) {
+                cerr(c, path, "%s line %d: the header must be \"time,%s\"", file, line, column);
                 rc = -1;
             }
             header = 1;
@@ -220,7 +220,7 @@ static int load_profile(cfg *c, const char *path, const char *file, sim_profile 
         }
         char *comma = strchr(row, ',');
         if (!comma || strchr(comma + 1, ',')) {
-            cerr(c, path, "%s line %d: expected two fields \"HH:MM,load_w\"", file, line);
+            cerr(c, path, "%s line %d: expected two fields \"HH:MM,%s\"", file, line, column);
             rc = -1;
             break;
         }
@@ -234,7 +234,7 @@ static int load_profile(cfg *c, const char *path, const char *file, sim_profile 
                  ts);
             rc = -1;
         } else if (!*ws || *end || !isfinite(w) || w < 0) {
-            cerr(c, path, "%s line %d: load_w \"%s\" is not a number >= 0", file, line, ws);
+            cerr(c, path, "%s line %d: %s \"%s\" is not a number >= 0", file, line, column, ws);
             rc = -1;
         } else if (out->n > 0 && t <= out->t_s[out->n - 1]) {
             cerr(c, path, "%s line %d: time %s is not after the previous row", file, line, ts);
@@ -251,7 +251,7 @@ static int load_profile(cfg *c, const char *path, const char *file, sim_profile 
         }
     }
     if (rc == 0 && !header) {
-        cerr(c, path, "%s: empty file (want a header \"time,load_w\" and rows)", file);
+        cerr(c, path, "%s: empty file (want a header \"time,%s\" and rows)", file, column);
         rc = -1;
     } else if (rc == 0 && out->n == 0) {
         cerr(c, path, "%s: no data rows after the header", file);
@@ -264,8 +264,9 @@ static int load_profile(cfg *c, const char *path, const char *file, sim_profile 
 /* ---- templates ------------------------------------------------------------------------ */
 
 static const char *const tmpl_keys[] = {
-    "id",          "capacity_wh", "max_charge_w", "max_discharge_w", "soc_pct",      "efficiency",
-    "soc_min_pct", "soc_max_pct", "pv_peak_w",    "load_w",          "load_profile", NULL,
+    "id",           "capacity_wh", "max_charge_w", "max_discharge_w", "soc_pct",
+    "efficiency",   "soc_min_pct", "soc_max_pct",  "pv_peak_w",       "load_w",
+    "load_profile", "pv_profile",  "own_mode",     "pv_season",       NULL,
 };
 
 static void parse_tmpl(cfg *c, const gp_json *o, size_t idx, sim_tmpl *t)
@@ -297,6 +298,7 @@ static void parse_tmpl(cfg *c, const gp_json *o, size_t idx, sim_tmpl *t)
     t->phys.soc_max_pct = get_num(c, o, pre, "soc_max_pct", 100, 0, 0, 100, "between 0 and 100");
     t->phys.pv_peak_w = get_num(c, o, pre, "pv_peak_w", 4000, 0, 0, 1e9, ">= 0");
     t->phys.load_w = get_num(c, o, pre, "load_w", 400, 0, 0, 1e9, ">= 0");
+    t->phys.pv_season = get_num(c, o, pre, "pv_season", 0, 0, 0, 0.95, "between 0 and 0.95");
     if (t->soc_min_pct > t->phys.soc_max_pct) {
         snprintf(path, sizeof path, "%ssoc_min_pct", pre);
         cerr(c, path, "must not be above soc_max_pct (%g)", t->phys.soc_max_pct);
@@ -306,14 +308,27 @@ static void parse_tmpl(cfg *c, const gp_json *o, size_t idx, sim_tmpl *t)
              t->phys.soc_max_pct);
     }
 
-    const gp_json *lp = H->json_get(o, "load_profile");
-    if (lp) {
-        snprintf(path, sizeof path, "%sload_profile", pre);
+    static const char *const profiles[][2] = {{"load_profile", "load_w"}, {"pv_profile", "pv_w"}};
+    for (size_t k = 0; k < 2; k++) {
+        const gp_json *lp = H->json_get(o, profiles[k][0]);
+        if (!lp) continue;
+        snprintf(path, sizeof path, "%s%s", pre, profiles[k][0]);
         const char *rel = H->json_str(lp);
+        sim_profile *out = k == 0 ? &t->phys.profile : &t->phys.pv_profile;
         if (!rel || !*rel)
-            cerr(c, path, "must be the path of a CSV file with header \"time,load_w\"");
+            cerr(c, path, "must be the path of a CSV file with header \"time,%s\"", profiles[k][1]);
         else
-            load_profile(c, path, H->resolve_path(c->h, rel), &t->phys.profile);
+            load_profile(c, path, H->resolve_path(c->h, rel), profiles[k][1], out);
+    }
+
+    const gp_json *om = H->json_get(o, "own_mode");
+    if (om) {
+        const char *mode = H->json_str(om);
+        snprintf(path, sizeof path, "%sown_mode", pre);
+        if (mode && strcmp(mode, "idle") == 0)
+            t->phys.idle_own = 1;
+        else if (!mode || strcmp(mode, "self_consumption") != 0)
+            cerr(c, path, "must be \"self_consumption\" (the default) or \"idle\"");
     }
 }
 
@@ -496,6 +511,8 @@ void sim_free(sim *s)
         free(s->tmpl[i].id);
         free(s->tmpl[i].phys.profile.t_s);
         free(s->tmpl[i].phys.profile.w);
+        free(s->tmpl[i].phys.pv_profile.t_s);
+        free(s->tmpl[i].phys.pv_profile.w);
     }
     free(s->tmpl);
     free(s->dev);

@@ -92,11 +92,19 @@ static void inputs(const sim_phys_world *w, const sim_phys_params *p, uint32_t d
     int64_t day = floor_div(minute, 1440);
     double hour = ((double)(minute - day * 1440) + 0.5) / 60.0;
     *pv = 0;
-    if (p->pv_peak_w > 0 && hour > 6 && hour < 18) {
+    if (p->pv_profile.n) {
+        *pv = profile_at(&p->pv_profile, hour * 3600);
+    } else if (p->pv_peak_w > 0 && hour > 6 && hour < 18) {
         double clear = sin(M_PI * (hour - 6) / 12);
         double weather = hash01(w->seed, dev, SALT_WEATHER, day);
         double cloud = smooth_noise(w->seed, dev, SALT_CLOUD, minute, 20);
         *pv = p->pv_peak_w * clear * (0.3 + 0.7 * (0.5 * weather + 0.5 * cloud));
+    }
+    if (p->pv_season > 0 && *pv > 0) {
+        /* Unix day 0 is 1 January; the year drifts by under a day per century. */
+        double doy = fmod((double)day, 365.2425);
+        if (doy < 0) doy += 365.2425;
+        *pv *= (1 + p->pv_season * cos(2 * M_PI * (doy - 172) / 365.2425)) / (1 + p->pv_season);
     }
     if (p->profile.n) {
         *load = profile_at(&p->profile, hour * 3600);
@@ -165,7 +173,7 @@ static void powers(const sim_phys_params *p, const sim_phys_state *st, double pv
         if (st->mode == SIM_FORCED && *pv > st->set_w) *pv = st->set_w;
         return;
     }
-    double want = st->mode == SIM_FORCED ? st->set_w : load - pv_raw;
+    double want = st->mode == SIM_FORCED ? st->set_w : p->idle_own ? 0 : load - pv_raw;
     if (want > p->max_discharge_w) want = p->max_discharge_w;
     if (want < -p->max_charge_w) want = -p->max_charge_w;
     if (want < 0 && st->stored_wh >= sim_phys_wh_at(p, p->soc_max_pct)) want = 0;

@@ -52,6 +52,10 @@ typedef struct sim_phys_params {
     double pv_peak_w; /* clear sky at 12:00 UTC; 0: no PV */
     double load_w;    /* mean house load when there is no profile */
     sim_profile profile;
+    sim_profile pv_profile; /* replaces the clear-sky shape (and its clouds) when n > 0 */
+    double pv_season;       /* 0..0.95: PV scaled by (1 + s cos(2pi (doy - 172) / 365.25)) /
+                               (1 + s): full at the June solstice, (1 - s)/(1 + s) in December */
+    int idle_own;           /* own mode idles the battery instead of self-consumption */
 } sim_phys_params;
 
 /* What a device's commands and its own running change. */

@@ -96,6 +96,7 @@ static void spawn_v(it_env *t, it_proc *p, va_list ap)
         argv[n++] = "--leak-check=full";
         argv[n++] = "--show-leak-kinds=definite,indirect";
         argv[n++] = "--errors-for-leak-kinds=definite,indirect";
+        argv[n++] = "--suppressions=" GP_IT_SRCDIR "/tests/valgrind.supp";
     }
     argv[n++] = GP_IT_BIN;
     const char *a;
@@ -117,6 +118,9 @@ static void spawn_v(it_env *t, it_proc *p, va_list ap)
         if (chdir(t->dir) != 0) _exit(126);
         /* Keep plugin code mapped at exit so leak reports name their functions. */
         setenv("GRIDPILOT_NO_DLCLOSE", "1", 1);
+        /* Under ASan: the plotting libraries' caches are not leaks of ours. */
+        setenv("LSAN_OPTIONS", "suppressions=" GP_IT_SRCDIR "/tests/lsan.supp:print_suppressions=0",
+               0);
         execvp(argv[0], (char *const *)argv);
         _exit(127);
     }

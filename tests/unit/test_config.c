@@ -13,6 +13,8 @@
 #include "config.h"
 #include "diag.h"
 #include "str.h"
+#include "tariff.h"
+#include "timeutil.h"
 
 typedef struct fixture {
     char dir[64];
@@ -243,6 +245,115 @@ static void strategy_and_dispatch_options(void **state)
     gp_config_free(c);
 }
 
+static int64_t iso_ms(const char *iso)
+{
+    int64_t ms = 0;
+    char err[200];
+    assert_int_equal(gp_parse_time_ms(iso, &ms, err, sizeof err), 0);
+    return ms;
+}
+
+/* Tariffs are loaded with the config: files relative to its folder, periods in its time
+ * zone, and their problems among the config's, by JSON path, file and line. */
+static void tariffs(void **state)
+{
+    fixture *f = *state;
+    const char *ad = "\"adapters\": [{\"id\": \"a\", \"plugin\": \"sim\"}]";
+    char text[1024];
+    put(f, "p.csv",
+        "start,stop,import,export\n"
+        "2026-01-01T00:00:00Z,2026-01-01T00:30:00Z,0.1,0.02\n"
+        "2026-01-01T00:30:00Z,2026-01-01T01:00:00Z,0.2,\n");
+    snprintf(text, sizeof text,
+             "{\"tariff\": {\"file\": \"p.csv\", \"default\": {\"export\": 0.04}}, %s}", ad);
+    write_file(f->path, text);
+    gp_diag d = {0};
+    gp_config *c = gp_config_load(f->path, 0, &d);
+    dump(&d);
+    assert_non_null(c);
+    assert_true(c->has_tariff && isnan(c->tariff_import) && c->tariff_export == 0.04);
+    assert_non_null(c->tariff);
+    assert_true(gp_tariff_import(c->tariff, iso_ms("2026-01-01T00:45:00Z")) == 0.2);
+    assert_true(gp_tariff_export(c->tariff, iso_ms("2026-01-01T00:45:00Z")) == 0.04);
+    assert_true(isnan(gp_tariff_import(c->tariff, iso_ms("2026-01-01T01:00:00Z"))));
+    gp_config_free(c);
+
+    /* The fixed price is a tariff too. */
+    snprintf(text, sizeof text, "{\"tariff\": {\"default\": {\"import\": 0.3}}, %s}", ad);
+    write_file(f->path, text);
+    c = gp_config_load(f->path, 0, &d);
+    assert_non_null(c);
+    assert_true(gp_tariff_import(c->tariff, 0) == 0.3);
+    gp_config_free(c);
+
+    /* Periods in the configured zone: 16:00 BST is 15:00Z in summer. */
+    snprintf(text, sizeof text,
+             "{\"timezone\": \"Europe/London\", \"tariff\": {\"periods\": [{\"from\": "
+             "\"16:00\", \"to\": \"19:00\", \"import\": 0.35, \"export\": 0.15}], \"default\": "
+             "{\"import\": 0.25, \"export\": 0.05}}, %s}",
+             ad);
+    write_file(f->path, text);
+    c = gp_config_load(f->path, 0, &d);
+    dump(&d);
+    assert_non_null(c);
+    assert_true(gp_tariff_import(c->tariff, iso_ms("2026-06-01T14:59:59Z")) == 0.25);
+    assert_true(gp_tariff_import(c->tariff, iso_ms("2026-06-01T15:00:00Z")) == 0.35);
+    assert_true(gp_tariff_import(c->tariff, iso_ms("2026-12-01T15:00:00Z")) == 0.25);
+    gp_config_free(c);
+
+    /* Problems: in the file (by line), in periods, in keys. */
+    put(f, "bad.csv",
+        "start,stop,import,export\n"
+        "2026-01-01T00:00:00Z,2026-01-01T00:30:00Z,0.1,0.02\n"
+        "2026-01-01T01:00:00Z,2026-01-01T00:30:00Z,0.2,\n");
+    snprintf(text, sizeof text,
+             "{\"tariff\": {\"file\": \"bad.csv\", \"unit\": \"euros\", \"colour\": 1}, %s}", ad);
+    write_file(f->path, text);
+    assert_null(gp_config_load(f->path, 0, &d));
+    char want[256];
+    snprintf(want, sizeof want,
+             "tariff.file: %s/bad.csv line 3: stop 2026-01-01T00:30:00Z is before start "
+             "2026-01-01T01:00:00Z",
+             f->dir);
+    assert_true(has(&d, want, NULL));
+    assert_true(has(&d, "tariff.unit: must be", NULL));
+    assert_true(has(&d, "tariff.colour: unknown key", NULL));
+    gp_diag_clear(&d);
+
+    snprintf(text, sizeof text, "{\"tariff\": {\"file\": \"nowhere.csv\"}, %s}", ad);
+    write_file(f->path, text);
+    assert_null(gp_config_load(f->path, 0, &d));
+    snprintf(want, sizeof want, "tariff.file: %s/nowhere.csv: cannot read", f->dir);
+    assert_true(has(&d, want, NULL));
+    gp_diag_clear(&d);
+
+    snprintf(text, sizeof text,
+             "{\"tariff\": {\"periods\": [{\"from\": \"16:00\", \"to\": \"19:00\", \"import\": "
+             "0.3}, {\"from\": \"18:00\", \"to\": \"18:00\", \"import\": 0.1}]}, %s}",
+             ad);
+    write_file(f->path, text);
+    assert_null(gp_config_load(f->path, 0, &d));
+    assert_true(has(&d, "tariff.periods[1].to: the same as from", NULL));
+    gp_diag_clear(&d);
+
+    /* An unknown zone is reported once, not again by the periods; `check` still gets the
+     * config (without a tariff). */
+    snprintf(text, sizeof text,
+             "{\"timezone\": \"Europe/Atlantis\", \"tariff\": {\"periods\": [{\"from\": "
+             "\"16:00\", \"to\": \"19:00\", \"import\": 0.3}], \"file\": 7}, %s}",
+             ad);
+    write_file(f->path, text);
+    c = gp_config_load(f->path, 1, &d);
+    dump(&d);
+    assert_non_null(c);
+    assert_null(c->tariff);
+    assert_true(has(&d, "timezone: unknown time zone 'Europe/Atlantis'", NULL));
+    assert_true(has(&d, "tariff.file: must be a non-empty string", NULL));
+    assert_int_equal(d.n, 2);
+    gp_config_free(c);
+    gp_diag_clear(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +362,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(syntax_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(strategy_and_dispatch_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(tariffs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

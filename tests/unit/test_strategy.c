@@ -788,6 +788,34 @@ static void test_bench_10k(void **state)
     gp_fleet_free(f);
 }
 
+/* gp.schedule reads a start,stop,target_w file next to the strategy; bad files are errors
+ * with file and line. */
+static void test_gp_schedule(void **state)
+{
+    (void)state;
+    gp_fleet *f = one_device_fleet();
+    gp_strategy *s = load_opts("schedule.lua", "{\"file\": \"schedule.csv\"}", 0, 0);
+    gp_tick_out out;
+    tick_ok(s, f, &out);
+    const gp_intent *in = find_intent(&out, "sim/a");
+    assert_non_null(in);
+    assert_true(in->setpoint_w == -1500);
+    gp_strategy_free(s);
+
+    s = load_opts("schedule.lua", "{\"file\": \"bad_schedule.csv\"}", 0, 0);
+    char err[2048] = "";
+    assert_int_equal(tick(s, f, &out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "gp.schedule: "));
+    assert_non_null(strstr(err, "bad_schedule.csv line 3: starts before the previous block ends"));
+    gp_strategy_free(s);
+
+    s = load_opts("schedule.lua", "{\"file\": \"missing.csv\"}", 0, 0);
+    assert_int_equal(tick(s, f, &out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "missing.csv: cannot read: No such file or directory"));
+    gp_strategy_free(s);
+    gp_fleet_free(f);
+}
+
 int main(void)
 {
     gp_log_setup(GP_LOGFMT_TEXT, GP_LOG_WARN);
@@ -817,6 +845,7 @@ int main(void)
         cmocka_unit_test(test_big_fleet_not_charged),
         cmocka_unit_test(test_memory_allowance_stable),
         cmocka_unit_test(test_bench_10k),
+        cmocka_unit_test(test_gp_schedule),
     };
     return cmocka_run_group_tests(tests, find_fixtures, NULL);
 }
