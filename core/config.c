@@ -185,7 +185,11 @@ static void parse_tariff(ctx *c, gp_config *cfg, const cJSON *t)
     cfg->has_tariff = 1;
     const cJSON *dflt = get_object(c, t, "tariff", "default");
     if (!dflt && !get(t, "default") && !get(t, "file") && !get(t, "periods")) {
-        gp_diag_add(c->d, "tariff.default", "missing (a tariff needs prices)");
+        if (get(t, "export_file"))
+            gp_diag_add(c->d, "tariff.export_file",
+                        "needs tariff.file (the import prices it goes with)");
+        else
+            gp_diag_add(c->d, "tariff.default", "missing (a tariff needs prices)");
         return;
     }
     if (dflt) {
@@ -385,7 +389,7 @@ gp_config *gp_config_load(const char *path, int partial, gp_diag *d)
     }
     char *text = gp_read_file(path, &len);
     if (!text) {
-        gp_diag_add(d, "", "cannot read: %s", strerror(errno));
+        gp_diag_add(d, "", "cannot read: %s", gp_read_file_why(errno));
         return NULL;
     }
     char err[256];

@@ -201,6 +201,7 @@ struct gp_journal {
     sqlite3_stmt *st[ST__N]; /* prepared on first use, finalized by close */
     seq_block *seqs;         /* owned array */
     size_t nseqs;
+    int volatile_; /* gp_journal_set_volatile: no fsync, no transition history */
 };
 
 /* ---- errors ----------------------------------------------------------------------------- */
@@ -624,6 +625,7 @@ const char *gp_journal_error(const gp_journal *j)
 static int add_transition(gp_journal *j, uint64_t id, gp_jstate state, int64_t at_ms,
                           const char *note)
 {
+    if (j->volatile_) return 0; /* a simulation's history: rows keep state, time, error */
     sqlite3_stmt *s = stmt(j, ST_TRANS_ADD);
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, (sqlite3_int64)id);
@@ -1145,5 +1147,6 @@ void *gp_journal_kv_get(gp_journal *j, const char *scope, const char *key, size_
 
 int gp_journal_set_volatile(gp_journal *j)
 {
+    j->volatile_ = 1;
     return sqlite3_exec(j->db, "PRAGMA synchronous=OFF", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }

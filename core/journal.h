@@ -64,7 +64,8 @@ typedef struct gp_journal gp_journal;
 gp_journal *gp_journal_open(const char *state_dir, int readonly, char *err, size_t errlen);
 void gp_journal_close(gp_journal *j);
 /* A journal nobody resumes from (a simulation's): commits stop waiting for the disk
- * (synchronous=OFF). 0, or -1. */
+ * (synchronous=OFF) and transitions are not kept as history (each row still has its state,
+ * times, attempts and last error). 0, or -1. */
 int gp_journal_set_volatile(gp_journal *j);
 const char *gp_journal_path(const gp_journal *j); /* borrowed */
 

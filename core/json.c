@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,21 +170,42 @@ int gp_json_repeated_key(const gp_json *obj, const gp_json *member)
 
 char *gp_read_file(const char *path, size_t *len)
 {
+    /* Regular files only: a device (/dev/zero) never ends, and opening a FIFO blocks. */
+    struct stat st;
+    if (stat(path, &st) != 0) return NULL;
+    if (S_ISDIR(st.st_mode)) {
+        errno = EISDIR;
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        errno = EINVAL;
+        return NULL;
+    }
     FILE *fp = fopen(path, "rb");
     if (!fp) return NULL;
     gp_str s = {0};
     char buf[65536];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
+    int big = 0;
+    while (!big && (n = fread(buf, 1, sizeof buf, fp)) > 0) {
         gp_str_append(&s, buf, n);
+        big = s.len > GP_MAX_FILE;
+    }
     int bad = ferror(fp);
     fclose(fp);
-    if (bad) {
+    if (bad || big) {
         gp_str_clear(&s);
-        errno = EIO;
+        errno = big ? EFBIG : EIO;
         return NULL;
     }
     if (!s.data) gp_str_puts(&s, "");
     if (len) *len = s.len;
     return s.data;
+}
+
+const char *gp_read_file_why(int err)
+{
+    if (err == EINVAL) return "not a regular file (a device, a FIFO or a socket)";
+    if (err == EFBIG) return "larger than 256 MiB";
+    return strerror(err);
 }

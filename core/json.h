@@ -33,8 +33,12 @@ int gp_json_bool(const gp_json *j, int dflt);
  * a configuration must not: the later one would be silently ignored.) */
 int gp_json_repeated_key(const gp_json *obj, const gp_json *member);
 
-/* Read a whole file (for config and data files; not for the loop). Returns a malloc'd
- * NUL-terminated buffer or NULL with errno set. */
+/* Read a whole regular file of at most GP_MAX_FILE bytes (for config and data files; not for
+ * the loop). Returns a malloc'd NUL-terminated buffer or NULL with errno set: EISDIR,
+ * EINVAL (not a regular file: a device or a FIFO), EFBIG (too large), or open's. */
+#define GP_MAX_FILE (256u * 1024 * 1024)
+/* Why gp_read_file failed, for a message: strerror, with its own errnos in words (static). */
+const char *gp_read_file_why(int err);
 char *gp_read_file(const char *path, size_t *len);
 
 #endif

@@ -56,6 +56,17 @@ double gp_lua_num_field(lua_State *L, int t, const char *key, const char *fn, co
     return v;
 }
 
+#define GP_LUA_MAX_ARRAY 10000000
+
+size_t gp_lua_array_len(lua_State *L, int idx, const char *fn, const char *what)
+{
+    lua_Unsigned n = lua_rawlen(L, idx);
+    if (n > GP_LUA_MAX_ARRAY)
+        luaL_error(L, "%s: %s has %I elements, more than %d", fn, what, (LUAI_UACINT)n,
+                   GP_LUA_MAX_ARRAY);
+    return (size_t)n;
+}
+
 void gp_lua_push_gp(lua_State *L)
 {
     lua_createtable(L, 0, 8);

@@ -57,6 +57,8 @@ static int cmp_rem(const void *x, const void *y)
     return (a->rank > b->rank) - (a->rank < b->rank);
 }
 
+#define MAX_HEAD_W 1e12
+
 static double opt_num(lua_State *L, int o, const char *key, double dflt, double min, int open)
 {
     if (o == 0) return dflt;
@@ -77,6 +79,8 @@ static void read_opts(lua_State *L, opts *o)
         t = 3;
     }
     o->step_w = opt_num(L, t, "step_w", 10, 0, 1);
+    /* Step counts stay exact in a double (head <= MAX_HEAD_W, see below). */
+    if (o->step_w < 0.001) luaL_error(L, FN ": opts.step_w must be at least 0.001 W");
     o->margin_pct = opt_num(L, t, "soc_margin_pct", 1, 0, 0);
     o->horizon_s = opt_num(L, t, "horizon_s", NAN, 0, 1);
     o->duration_s = opt_num(L, t, "duration_s", NAN, 0, 1);
@@ -141,6 +145,8 @@ static void read_device(lua_State *L, lua_Integer i, int ids, double total, cons
     int eligible = can && bool_field(L, d, "online") && isfinite(soc);
     /* A target of 0 asks nothing of anyone: held devices are released. */
     u->head = eligible && total != 0 ? headroom(L, d, soc, total > 0 ? 1 : -1, o, what) : 0;
+    /* A terawatt per device is past any battery; it bounds the step counts below. */
+    if (u->head > MAX_HEAD_W) u->head = MAX_HEAD_W;
     u->usable = u->head > 0;
     u->share = u->rem = 0;
     u->steps = u->max_steps = 0;
@@ -154,7 +160,7 @@ static void split(unit **by_id, size_t n, double total, const opts *o, unit **sc
         sum += by_id[j]->head;
     double want = fmin(fabs(total), sum);
     double ratio = sum > 0 ? want / sum : 0;
-    lua_Integer given = 0, room = 0;
+    double given = 0, room = 0; /* sums of up to 10 million devices' steps: doubles */
     size_t m = 0;
     for (size_t j = 0; j < n; j++) {
         unit *u = by_id[j];
@@ -164,13 +170,13 @@ static void split(unit **by_id, size_t n, double total, const opts *o, unit **sc
         u->steps = (lua_Integer)floor(u->share / o->step_w);
         if (u->steps > u->max_steps) u->steps = u->max_steps;
         u->rem = u->share / o->step_w - (double)u->steps;
-        given += u->steps;
-        room += u->max_steps;
+        given += (double)u->steps;
+        room += (double)u->max_steps;
         scratch[m++] = u;
     }
-    lua_Integer target = (lua_Integer)floor(want / o->step_w + 0.5);
+    double target = floor(want / o->step_w + 0.5);
     if (target > room) target = room;
-    lua_Integer extra = target - given;
+    double extra = target - given;
     if (extra <= 0) return;
     qsort(scratch, m, sizeof *scratch, cmp_rem);
     for (size_t j = 0; j < m && extra > 0; j++) {
@@ -183,10 +189,10 @@ static void split(unit **by_id, size_t n, double total, const opts *o, unit **sc
     for (size_t j = 0; j < n && extra > 0; j++) {
         unit *u = by_id[j];
         lua_Integer add = u->max_steps - u->steps;
-        if (add > extra) add = extra;
+        if ((double)add > extra) add = (lua_Integer)extra;
         if (add > 0 && u->usable) {
             u->steps += add;
-            extra -= add;
+            extra -= (double)add;
         }
     }
 }
@@ -210,7 +216,7 @@ int gp_lua_allocate(lua_State *L)
     opts o;
     read_opts(L, &o);
     lua_settop(L, 3);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    lua_Integer n = (lua_Integer)gp_lua_array_len(L, 1, FN, "devices");
     lua_createtable(L, n < 1000000 ? (int)n : 0, 0);
     int ids = lua_gettop(L);
     /* Userdata rather than malloc: counted against the memory limit, freed if we raise. */

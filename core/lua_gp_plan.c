@@ -195,7 +195,7 @@ int gp_lua_plan(lua_State *L)
 
     gp_lua_push_slots(L, FN, 2, 3, 4);
     int slots = lua_gettop(L);
-    size_t n = lua_rawlen(L, slots);
+    size_t n = gp_lua_array_len(L, slots, FN, "tariff.slots' answer");
     if (missing) return fail(L, FN ": the device has no %s", missing);
     /* Inputs and outputs per slot, in one userdata: counted, and freed if we raise. */
     gp_plan_slot *ps =

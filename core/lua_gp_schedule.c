@@ -146,10 +146,33 @@ fail:
     return -1;
 }
 
+/* Holds a malloc'd block while Lua may raise (the memory limit): __gc frees it. */
+static int guard_gc(lua_State *L)
+{
+    void **p = lua_touserdata(L, 1);
+    free(*p);
+    *p = NULL;
+    return 0;
+}
+
+static void **push_guard(lua_State *L)
+{
+    void **p = lua_newuserdatauv(L, sizeof *p, 0);
+    *p = NULL;
+    if (luaL_newmetatable(L, "gridpilot.schedule.guard")) {
+        lua_pushcfunction(L, guard_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return p;
+}
+
 static int schedule_new(lua_State *L)
 {
     const char *arg = luaL_checkstring(L, 1);
     gp_strategy *s = gp_lua_owner(L);
+    /* Everything malloc'd hangs off a guard before the next Lua allocation can raise. */
+    void **g = push_guard(L);
     char *dir = gp_path_dirname_abs(s->file);
     char *path = gp_path_resolve(dir, arg);
     free(dir);
@@ -169,10 +192,12 @@ static int schedule_new(lua_State *L)
     free(text);
     free(path);
     if (rc != 0) return luaL_error(L, "gp.schedule: %s", err);
+    *g = v;
     schedule *sc = lua_newuserdatauv(L, sizeof(schedule) + n * sizeof(block), 0);
     sc->n = n;
     if (n) memcpy(sc->b, v, n * sizeof(block));
     free(v);
+    *g = NULL;
     luaL_setmetatable(L, SCHEDULE_MT);
     return 1;
 }

@@ -79,7 +79,7 @@ static int select_slots(lua_State *L, const char *fn, int (*cmp)(const void *, c
                                                         : luaL_typename(L, 2));
     gp_lua_push_slots(L, fn, 1, 3, 4);
     int slots = lua_gettop(L);
-    lua_Integer len = (lua_Integer)lua_rawlen(L, slots);
+    lua_Integer len = (lua_Integer)gp_lua_array_len(L, slots, fn, "tariff.slots' answer");
     /* A userdata rather than malloc: counted against the memory limit, freed if we raise. */
     pick *p = lua_newuserdatauv(L, (size_t)len * sizeof *p + 1, 0);
     size_t m = 0;

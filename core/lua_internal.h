@@ -112,6 +112,10 @@ int gp_lua_allocate(lua_State *L); /* lua_gp_alloc.c */
 int gp_lua_cheapest(lua_State *L); /* lua_gp_slots.c */
 int gp_lua_dearest(lua_State *L);
 int gp_lua_plan(lua_State *L); /* lua_gp_plan.c; upvalue 1: its cached work buffer */
+/* lua_gp.c: the length of the array at idx for fn ("gp.plan") describing it as what
+ * ("tariff.slots"); raises above 10 million, so that sizes computed from it cannot overflow
+ * (a table's border can be any power of two a strategy sets). */
+size_t gp_lua_array_len(lua_State *L, int idx, const char *fn, const char *what);
 /* lua_gp_schedule.c: register the schedule metatable, push the gp.schedule function. */
 void gp_lua_push_schedule(lua_State *L);
 

@@ -33,6 +33,7 @@ typedef struct grid {
     int jf;        /* lowest index allowed at the end */
     double e0, de; /* stored energy at j0 and per step (Wh) */
     double eff, cap;
+    int jmin, jmax; /* the SoC bounds' indices (the grid goes beyond when the start does) */
 } grid;
 
 typedef struct slotp {
@@ -99,6 +100,42 @@ static void grid_setup(const gp_plan_in *in, grid *g)
     g->e0 = in->soc_pct / 100.0 * in->capacity_wh;
     g->de = in->soc_step_pct / 100.0 * in->capacity_wh;
     g->eff = in->efficiency;
+    g->jmin = below - (int)floor((in->soc_pct - smin) / in->soc_step_pct + STEP_EPS);
+    g->jmax = below + (int)floor((smax - in->soc_pct) / in->soc_step_pct + STEP_EPS);
+    if (g->jmin < 0) g->jmin = 0;
+    if (g->jmax > g->n - 1) g->jmax = g->n - 1;
+}
+
+/*
+ * The states allowed at time t (before slot t). Inside the bounds everything is; a start
+ * outside them (a DoD just raised above the SoC, say) must come back as fast as the power
+ * limits allow and never leave again: the allowed band narrows from the start by the most
+ * each slot can move. O(t); only called when the start is outside.
+ */
+static void slot_params(const gp_plan_in *in, const grid *g, size_t t, slotp *p);
+
+static void band_at(const gp_plan_in *in, const grid *g, size_t t, int *lo, int *hi)
+{
+    *lo = g->j0 < g->jmin ? g->j0 : g->jmin;
+    *hi = g->j0 > g->jmax ? g->j0 : g->jmax;
+    for (size_t s = 0; s < t && (*lo < g->jmin || *hi > g->jmax); s++) {
+        slotp p;
+        slot_params(in, g, s, &p);
+        *lo = *lo + p.up < g->jmin ? *lo + p.up : g->jmin;
+        *hi = *hi - p.down > g->jmax ? *hi - p.down : g->jmax;
+    }
+}
+
+/* Make the states outside band_at(t) unreachable in the value row v of time t. */
+static void mask_band(const gp_plan_in *in, const grid *g, size_t t, double *v)
+{
+    if (g->j0 >= g->jmin && g->j0 <= g->jmax) return;
+    int lo, hi;
+    band_at(in, g, t, &lo, &hi);
+    for (int j = 0; j < lo; j++)
+        v[j] = INFINITY;
+    for (int j = hi + 1; j < g->n; j++)
+        v[j] = INFINITY;
 }
 
 static size_t layout(const gp_plan_in *in, int n, work *w, void *base)
@@ -385,8 +422,8 @@ static int backward(const gp_plan_in *in, const grid *g, work *w)
     for (int j = 0; j < n; j++)
         vt[j] =
             j >= g->jf ? -in->terminal_price * (g->e0 + (j - g->j0) * g->de) / 1000.0 : INFINITY;
-    w->lo[T] = g->jf;
-    w->hi[T] = n - 1;
+    mask_band(in, g, T, vt);
+    domain(vt, n, &w->lo[T], &w->hi[T]);
     double *c = w->c + n - 1;
     int v_convex = 1; /* V_T is linear; a merge of convex sequences is convex */
     double since_poll = 0;
@@ -419,6 +456,7 @@ static int backward(const gp_plan_in *in, const grid *g, work *w)
             v_convex = 0;
             since_poll += (double)n * k;
         }
+        mask_band(in, g, t, v);
         domain(v, n, &w->lo[t], &w->hi[t]);
     }
     return 0;

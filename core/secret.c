@@ -79,7 +79,7 @@ char *gp_secret_resolve(const cJSON *obj, const char *key, const char *base_dir,
             char *text = gp_read_file(abs, &len);
             if (!text) {
                 gp_diag_add(d, "", "%s%s%s_file: cannot read %s: %s", path, pfx, key, abs,
-                            strerror(errno));
+                            gp_read_file_why(errno));
             } else {
                 /* Files written by editors or `echo` end with a newline that is not part of
                  * the secret. */

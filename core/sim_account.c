@@ -1,7 +1,6 @@
 /* Simulation bookkeeping (see sim_account.h). */
 #include "sim_account.h"
 
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,8 @@ const char *const gp_energy_names[GP_E_N] = {
 struct gp_sim_acct {
     gp_fleet *fleet;
     FILE *csv;
-    int per_device, keep_series;
+    int per_device;
+    size_t series_every; /* keep every k-th step of the site series; 0: none */
     double site_import_w, site_export_w;
     size_t n;
     double *prev;  /* n * GP_E_N counters at the previous step's end */
@@ -34,31 +34,44 @@ struct gp_sim_acct {
     double balance_err;
 };
 
+/* The number after "name": in a flat JSON object's text (the host prints extras compactly
+ * and the counters are top-level numbers), or NAN. A full parse of every device's extras at
+ * every step was a tenth of a simulation's time. */
+static double field(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = strchr(text, '"'); p; p = strchr(p + 1, '"')) {
+        if (strncmp(p + 1, name, n) != 0 || p[n + 1] != '"') continue;
+        const char *v = p + n + 2;
+        while (*v == ' ' || *v == ':')
+            v++;
+        char *end;
+        double x = strtod(v, &end);
+        return end > v ? x : NAN;
+    }
+    return NAN;
+}
+
 /* The counters of device i from its reading extras; -1 when one is missing. */
 static int counters(const gp_fleet *f, size_t i, double out[GP_E_N])
 {
     const char *text = gp_fleet_extra(f, i);
-    cJSON *doc = text ? cJSON_Parse(text) : NULL;
-    int rc = doc ? 0 : -1;
-    for (int k = 0; rc == 0 && k < GP_E_N; k++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, gp_energy_names[k]);
-        if (cJSON_IsNumber(v) && isfinite(v->valuedouble))
-            out[k] = v->valuedouble;
-        else
-            rc = -1;
+    if (!text) return -1;
+    for (int k = 0; k < GP_E_N; k++) {
+        out[k] = field(text, gp_energy_names[k]);
+        if (!isfinite(out[k])) return -1;
     }
-    cJSON_Delete(doc);
-    return rc;
+    return 0;
 }
 
-gp_sim_acct *gp_sim_acct_new(gp_fleet *fleet, FILE *csv, int per_device, int keep_series,
+gp_sim_acct *gp_sim_acct_new(gp_fleet *fleet, FILE *csv, int per_device, size_t series_every,
                              double site_import_w, double site_export_w, char *err, size_t errlen)
 {
     gp_sim_acct *a = gp_xcalloc(1, sizeof *a);
     a->fleet = fleet;
     a->csv = csv;
     a->per_device = per_device;
-    a->keep_series = keep_series;
+    a->series_every = series_every;
     a->site_import_w = site_import_w;
     a->site_export_w = site_export_w;
     a->n = gp_fleet_count(fleet);
@@ -226,7 +239,7 @@ int gp_sim_acct_step(gp_sim_acct *a, const gp_tariff *tariff, int64_t t0, int64_
     double soc = cap > 0 ? 100.0 * stored / cap : NAN;
     if (a->csv && !a->per_device)
         csv_row(a, when, "site", soc, site, h, ip, ep, money(site, ip, ep), NAN);
-    if (a->keep_series) {
+    if (a->series_every && (a->tot.steps - 1) % a->series_every == 0) {
         if (a->n_series == a->cap_series) {
             a->cap_series = a->cap_series ? 2 * a->cap_series : 1024;
             a->series = gp_xrealloc(a->series, a->cap_series * sizeof *a->series);

@@ -52,11 +52,12 @@ typedef struct gp_sim_point {
 typedef struct gp_sim_acct gp_sim_acct;
 
 /* For `fleet` (borrowed; must outlive it). csv: open file for timeseries rows or NULL (no
- * rows; borrowed). per_device: rows per device, else per site. keep_series: keep the site
- * series in memory (for the plot). site_import_w / site_export_w: limits.* (NAN: none).
+ * rows; borrowed). per_device: rows per device, else per site. series_every: keep every
+ * k-th step of the site series in memory (for the plot; 0: none). site_import_w /
+ * site_export_w: limits.* (NAN: none).
  * Returns NULL with a reason in err when a device has no energy counters (not a sim
  * device). */
-gp_sim_acct *gp_sim_acct_new(gp_fleet *fleet, FILE *csv, int per_device, int keep_series,
+gp_sim_acct *gp_sim_acct_new(gp_fleet *fleet, FILE *csv, int per_device, size_t series_every,
                              double site_import_w, double site_export_w, char *err, size_t errlen);
 void gp_sim_acct_free(gp_sim_acct *a);
 

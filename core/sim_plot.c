@@ -5,6 +5,7 @@
  */
 #include "sim_plot.h"
 
+#include <errno.h>
 #include <math.h>
 #include <plplot.h>
 #include <stdio.h>
@@ -24,13 +25,14 @@ int gp_sim_plot_available(void)
     return 0;
 }
 
-/* PLplot's own errors end the process unless a handler says otherwise: report and carry on
- * (plot.png is then missing, which the caller reports). */
+/* PLplot reports a recoverable error through the abort handler (kept, and returned to the
+ * caller); a fatal one (plexit) ends the process whatever a handler says. What could make it
+ * fatal is checked before: the pngcairo device exists (gp_sim_plot_available) and the
+ * output file can be written. */
 static char plot_err[256];
-static int on_plplot_error(const char *msg)
+static void on_plplot_abort(PLCHAR_VECTOR msg)
 {
-    snprintf(plot_err, sizeof plot_err, "PLplot: %s", msg);
-    return 1;
+    if (!plot_err[0]) snprintf(plot_err, sizeof plot_err, "PLplot: %s", msg);
 }
 
 typedef struct line {
@@ -90,6 +92,12 @@ int gp_sim_plot(const char *path, const gp_sim_point *pts, size_t n, char *err, 
         snprintf(err, errlen, "nothing to plot (fewer than 2 steps)");
         return -1;
     }
+    FILE *probe = fopen(path, "wb");
+    if (!probe) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        return -1;
+    }
+    fclose(probe);
     double *x = gp_xcalloc(n, sizeof *x);
     double *v[8];
     for (int k = 0; k < 8; k++)
@@ -105,7 +113,7 @@ int gp_sim_plot(const char *path, const gp_sim_point *pts, size_t n, char *err, 
         v[6][i] = pts[i].grid_w / 1000.0;
     }
     plot_err[0] = '\0';
-    plsexit(on_plplot_error);
+    plsabort(on_plplot_abort);
     plsdev("pngcairo");
     plsfnam(path);
     plsetopt("geometry", "1600x1000");

@@ -33,7 +33,9 @@
 #include "timer.h"
 #include "timeutil.h"
 
-#define DAY_MS 86400000LL
+#define DAY_MS    86400000LL
+#define MAX_STEPS 10000000 /* 19 years of minutes: beyond it, a mistake in --from/--to */
+#define MAX_PLOT  1000000  /* plot points: longer runs plot every k-th step */
 
 static volatile sig_atomic_t interrupted;
 
@@ -133,8 +135,10 @@ static int run_once(const gp_sim_opts *o, const span *s, const char *state_dir, 
         return 1;
     }
     gp_fleet *fleet = gp_rt_fleet_of(rt);
-    gp_sim_acct *a = gp_sim_acct_new(fleet, csv, o->series == GP_SERIES_DEVICES,
-                                     !baseline && o->plot, imp, exp_, err, sizeof err);
+    int64_t steps = (s->to - s->from + s->step - 1) / s->step;
+    size_t every = !baseline && o->plot ? (size_t)((steps + MAX_PLOT - 1) / MAX_PLOT) : 0;
+    gp_sim_acct *a = gp_sim_acct_new(fleet, csv, o->series == GP_SERIES_DEVICES, every, imp, exp_,
+                                     err, sizeof err);
     if (!a) {
         gp_log_setup(GP_LOGFMT_TEXT, level);
         gp_err("simulate", "%s", err);
@@ -259,6 +263,27 @@ static int write_report(const char *path, const gp_sim_opts *o, const span *s,
 
 /* ---- options -------------------------------------------------------------------------- */
 
+/* A step is priced at its start: say so when the tariff changes price inside steps. */
+static void warn_misaligned(const gp_tariff *t, const span *s)
+{
+    size_t n = 0;
+    int64_t to = s->from + 7 * DAY_MS < s->to ? s->from + 7 * DAY_MS : s->to;
+    gp_price_slot *slots = gp_tariff_slots(t, s->from, to, &n);
+    for (size_t i = 1; i < n; i++) {
+        if ((slots[i].start_ms - s->from) % s->step == 0) continue;
+        char when[40], step[32];
+        gp_format_time(slots[i].start_ms, when, sizeof when);
+        gp_format_duration(s->step, step, sizeof step);
+        gp_warn("simulate",
+                "the tariff changes price inside a step (first at %s, steps of %s from --from): "
+                "each step is priced at its start; a step that divides the tariff's slots "
+                "prices exactly",
+                when, step);
+        break;
+    }
+    free(slots);
+}
+
 static int resolve_span(const gp_sim_opts *o, const gp_config *cfg, span *s)
 {
     char err[200];
@@ -268,7 +293,8 @@ static int resolve_span(const gp_sim_opts *o, const gp_config *cfg, span *s)
         return 2;
     }
     if (s->step < 1000) {
-        fprintf(stderr, "gridpilot simulate: --step must be at least 1s\n");
+        fprintf(stderr, "gridpilot simulate: %s must be at least 1s\n",
+                o->step ? "--step" : "the config's tick (the default step; or give --step)");
         return 2;
     }
     int64_t tf = 0, tt = 0;
@@ -289,17 +315,25 @@ static int resolve_span(const gp_sim_opts *o, const gp_config *cfg, span *s)
             return 2;
         }
     } else {
-                /* An open-ended file (Octopus' newest price "until further notice") has no end. */
+        /* An open-ended file (Octopus' newest price "until further notice") has no end. */
         s->to = bounded && tt > s->from && tt != INT64_MAX ? tt : s->from + DAY_MS;
     }
     if (s->to <= s->from) {
         fprintf(stderr, "gridpilot simulate: --to must be after --from\n");
         return 2;
     }
+    if ((s->to - s->from) / s->step > MAX_STEPS) {
+        fprintf(stderr,
+                "gridpilot simulate: %lld steps (--from .. --to in steps of --step) is more than "
+                "%d: use a longer --step or a shorter period\n",
+                (long long)((s->to - s->from) / s->step), MAX_STEPS);
+        return 2;
+    }
     if (bounded && (s->from < tf || s->to > tt))
         gp_warn("simulate",
                 "the tariff file covers only part of the period: steps without a price cost 0 "
                 "(counted in unpriced_steps)");
+    warn_misaligned(cfg->tariff, s);
     return 0;
 }
 

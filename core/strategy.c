@@ -108,7 +108,7 @@ gp_strategy *gp_strategy_load(const gp_strategy_opts *o, char *err, size_t errle
     size_t len = 0;
     char *src = gp_read_file(o->file, &len);
     if (!src) {
-        snprintf(err, errlen, "%s: cannot read: %s", o->file, strerror(errno));
+        snprintf(err, errlen, "%s: cannot read: %s", o->file, gp_read_file_why(errno));
         return NULL;
     }
     gp_strategy *s = strategy_new(o);

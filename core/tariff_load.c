@@ -395,7 +395,7 @@ static char *read_data(report *r, size_t *len, int *is_json)
     int dir = gp_path_is_dir(r->file);
     char *text = dir ? NULL : gp_read_file(r->file, len);
     if (!text) {
-        problem(r, NULL, "cannot read: %s", dir ? "is a folder" : strerror(errno));
+        problem(r, NULL, "cannot read: %s", dir ? "is a folder" : gp_read_file_why(errno));
         return NULL;
     }
     if (strlen(text) != *len) {

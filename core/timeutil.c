@@ -116,6 +116,10 @@ int gp_parse_time_ms(const char *text, int64_t *out_ms, char *err, size_t errlen
     }
     if (*p) goto bad;
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) goto bad;
+    /* 2026-02-31 is a mistake, not 3 March: the day must exist in its month. */
+    int64_t month_days = gp_days_from_civil(mo == 12 ? y + 1 : y, mo == 12 ? 1 : mo + 1, 1) -
+                         gp_days_from_civil(y, mo, 1);
+    if (d > month_days) goto bad;
     int64_t days = gp_days_from_civil(y, mo, d);
     *out_ms = ((days * 86400 + h * 3600 + mi * 60 + s) - offset_s) * 1000 + ms;
     return 0;

@@ -291,6 +291,14 @@ static void test_allocate_errors(void **state)
         "{ dev('a', { soc_pct = '5' }) }, 1)\n"
         "local c, t = gp.allocate({}, 1000)\n"
         "assert(#c == 0 and t == 0)\n"
+        /* A table whose border is 2^61: sizes computed from its length would wrap. */
+        "local huge = {}\n"
+        "for k = 0, 61 do huge[1 << k] = dev('a') end\n"
+        "huge[3], huge[5], huge[9] = dev('a'), dev('a'), dev('a')\n"
+        "local tar = { slots = function() return huge end }\n"
+        "raises('gp.allocate: devices has', gp.allocate, huge, 1)\n"
+        "raises(\"gp.cheapest: tariff.slots' answer has\", gp.cheapest, tar, 1, 0, 10)\n"
+        "raises(\"gp.plan: tariff.slots' answer has\", gp.plan, dev('a'), tar, 0, 10)\n"
         "return {}\n");
 }
 
@@ -470,7 +478,25 @@ static double brute_force(const gp_plan_in *in)
     for (;;) {
         double cost = 0;
         int prev = 0;
+        /* A start outside the bounds comes back at full power and stays in: the allowed
+         * range narrows from the start by the most each slot can move (steps from start). */
+        int lo = -below, hi = above;
+        int band_lo = (int)ceil((smin - in->soc_pct) / in->soc_step_pct - 1e-9);
+        int band_hi = (int)floor((smax - in->soc_pct) / in->soc_step_pct + 1e-9);
+        if (band_lo < -below) band_lo = -below;
+        if (band_hi > above) band_hi = above;
         for (size_t t = 0; t < T && isfinite(cost); t++) {
+            const gp_plan_slot *s = &in->slots[t];
+            int active = s->hours > 0 && !isnan(s->import);
+            int up =
+                active ? (int)floor(in->max_charge_w * in->efficiency * s->hours / de + 1e-9) : 0;
+            int down =
+                active ? (int)floor(in->max_discharge_w * s->hours / (in->efficiency * de) + 1e-9)
+                       : 0;
+            lo = lo + up < band_lo ? lo + up : band_lo;
+            hi = hi - down > band_hi ? hi - down : band_hi;
+            if (in->soc_pct >= smin && in->soc_pct <= smax) lo = -below, hi = above; /* inside */
+            if (states[t] < lo || states[t] > hi) cost = INFINITY;
             cost += move_cost(in, &in->slots[t], (states[t] - prev) * de);
             prev = states[t];
         }
@@ -597,6 +623,47 @@ static void test_plan_arbitrage(void **state)
     for (size_t t = 0; t < 8; t++)
         assert_true(c->soc[t] >= 10 - 1e-9 && c->soc[t] <= 90 + 1e-9);
     assert_true(c->out.error_bound > 0 && c->out.error_bound < 0.5);
+    free(c);
+}
+
+/* A start outside the SoC bounds (a DoD raised above the SoC): the plan comes back as fast as
+ * the power allows and never leaves the bounds again, however the prices tempt it. */
+static void test_plan_start_outside_bounds(void **state)
+{
+    (void)state;
+    /* 95 % with a 90 % ceiling; dirt-cheap second hour, dear third, stored energy valued. */
+    plan_case *c = new_case(3, 95, 10000, 3000, 3000);
+    c->slots[0] = (gp_plan_slot){1, 0.30, 0.20, 0, 0};
+    c->slots[1] = (gp_plan_slot){1, 0.01, 0.00, 0, 0};
+    c->slots[2] = (gp_plan_slot){1, 0.60, 0.50, 0, 0};
+    c->in.soc_min_pct = 10;
+    c->in.soc_max_pct = 90;
+    c->in.terminal_price = 0.55;
+    plan_ok(c);
+    for (size_t t = 0; t < 3; t++)
+        assert_true(c->soc[t] <= 90 + 1e-9);
+    assert_true(c->sp[0] > 0); /* the first hour brings it under the ceiling */
+    free(c);
+
+    /* 5 % with a 10 % floor, and an evening worth discharging into: it may not go under. */
+    c = new_case(2, 5, 10000, 3000, 3000);
+    c->slots[0] = (gp_plan_slot){1, 0.10, 0.05, 0, 0};
+    c->slots[1] = (gp_plan_slot){1, 0.50, 0.45, 0, 0};
+    c->in.soc_min_pct = 10;
+    c->in.soc_max_pct = 90;
+    plan_ok(c);
+    assert_true(c->soc[0] >= 10 - 1e-9 && c->soc[1] >= 10 - 1e-9);
+    free(c);
+
+    /* Too far out to come back in one hour (2 kW on 10 kWh: 20 points an hour): forced down
+     * at full power until inside. */
+    c = new_case(3, 60, 10000, 2000, 2000);
+    for (size_t t = 0; t < 3; t++)
+        c->slots[t] = (gp_plan_slot){1, 0.01, 0.0, 0, 0};
+    c->in.soc_min_pct = 0;
+    c->in.soc_max_pct = 30;
+    plan_ok(c);
+    assert_true(c->soc[0] <= 40.5 + 1e-9 && c->soc[1] <= 30 + 1e-9 && c->soc[2] <= 30 + 1e-9);
     free(c);
 }
 
@@ -843,6 +910,7 @@ int main(void)
         cmocka_unit_test(test_plan_brute_force),
         cmocka_unit_test(test_plan_methods_agree),
         cmocka_unit_test(test_plan_arbitrage),
+        cmocka_unit_test(test_plan_start_outside_bounds),
         cmocka_unit_test(test_plan_pv_surplus),
         cmocka_unit_test(test_plan_losses),
         cmocka_unit_test(test_plan_final_and_unknown),

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,11 @@ static void times(void **state)
     assert_int_equal(ms, 1767225600000LL);
     assert_int_equal(gp_parse_time_ms("2026-01-01", &ms, err, sizeof err), 0);
     assert_int_equal(ms, 1767225600000LL);
+    /* Days that do not exist are errors, not the next month. */
+    assert_int_equal(gp_parse_time_ms("2026-02-29", &ms, err, sizeof err), -1);
+    assert_int_equal(gp_parse_time_ms("2026-04-31T00:00:00Z", &ms, err, sizeof err), -1);
+    assert_int_equal(gp_parse_time_ms("2028-02-29", &ms, err, sizeof err), 0);
+    assert_int_equal(gp_parse_time_ms("2026-12-31", &ms, err, sizeof err), 0);
     assert_int_equal(gp_parse_time_ms("2026-01-01T01:00:00+01:00", &ms, err, sizeof err), 0);
     assert_int_equal(ms, 1767225600000LL);
     assert_int_equal(gp_parse_time_ms("2020-02-06T00:00:10+08:00", &ms, err, sizeof err), 0);
@@ -187,12 +193,40 @@ static void secrets_masked(void **state)
     gp_log_reset();
 }
 
+/* Data files are regular files: a device never ends and a FIFO blocks the open. */
+static void read_file_kinds(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    errno = 0;
+    assert_null(gp_read_file("/dev/zero", &len));
+    assert_int_equal(errno, EINVAL);
+    assert_string_equal(gp_read_file_why(EINVAL),
+                        "not a regular file (a device, a FIFO or a socket)");
+    assert_null(gp_read_file("/tmp", &len));
+    assert_int_equal(errno, EISDIR);
+    assert_null(gp_read_file("/nonexistent/file", &len));
+    assert_int_equal(errno, ENOENT);
+    char path[] = "/tmp/gp-util-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "abc", 3), 3);
+    close(fd);
+    char *text = gp_read_file(path, &len);
+    assert_non_null(text);
+    assert_int_equal(len, 3);
+    assert_string_equal(text, "abc");
+    free(text);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(durations),      cmocka_unit_test(times), cmocka_unit_test(json_text),
-        cmocka_unit_test(json_errors),    cmocka_unit_test(paths), cmocka_unit_test(idmap),
-        cmocka_unit_test(secrets_masked),
+        cmocka_unit_test(durations),      cmocka_unit_test(times),
+        cmocka_unit_test(json_text),      cmocka_unit_test(json_errors),
+        cmocka_unit_test(paths),          cmocka_unit_test(idmap),
+        cmocka_unit_test(secrets_masked), cmocka_unit_test(read_file_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
