@@ -158,7 +158,7 @@ static size_t layout(const gp_plan_in *in, int n, work *w, void *base)
 
 size_t gp_plan_work_size(const gp_plan_in *in)
 {
-    char err[8];
+    char err[128];
     if (check_input(in, err, sizeof err) != 0) return 0;
     grid g;
     grid_setup(in, &g);
