@@ -34,6 +34,7 @@ struct gp_rt {
     int phase, ready, ticked, exit_code;
     int virt; /* simulate: driven step by step on the virtual clock (no tick, poll, sweep) */
     uint64_t strategy_failures; /* ticks whose strategy call failed */
+    int64_t pruned_ms;          /* simulate: when the journal was last pruned */
     gp_timer *tick_timer, *sweep_timer, *for_timer, *deadline, *ready_timer, *startup_timer;
     ev_signal sig_int, sig_term, sig_hup;
     uint64_t ticks;
@@ -659,6 +660,13 @@ void gp_rt_step_read(struct gp_rt *rt)
 
 int gp_rt_step_tick(struct gp_rt *rt, int64_t now)
 {
+    /* A simulated day's final commands leave the journal a day later: a year of 1,000
+     * devices would be a hundred million rows. */
+    if (!rt->pruned_ms) rt->pruned_ms = now;
+    if (now - rt->pruned_ms >= 86400000) {
+        gp_journal_prune(rt->journal, now - 86400000);
+        rt->pruned_ms = now;
+    }
     do_tick(rt, now);
     gp_clock_advance(now);
     gp_dispatch_sweep(rt->dispatch, now);

@@ -1034,6 +1034,25 @@ int gp_journal_count(gp_journal *j, uint64_t counts[GP_JS_COUNT])
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+int gp_journal_prune(gp_journal *j, int64_t before_ms)
+{
+    sqlite3_stmt *s = NULL;
+    static const char sql[] =
+        "DELETE FROM commands WHERE state IN ('done','failed','timeout','dry_run','cancelled') "
+        "AND updated_ms < ?";
+    int rc = sqlite3_prepare_v2(j->db, sql, -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, before_ms);
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        db_err(j);
+        return -1;
+    }
+    return sqlite3_changes(j->db);
+}
+
 /* ---- sequences -------------------------------------------------------------------------- */
 
 static seq_block *seq_find(gp_journal *j, const char *name)

@@ -67,6 +67,10 @@ void gp_journal_close(gp_journal *j);
  * (synchronous=OFF) and transitions are not kept as history (each row still has its state,
  * times, attempts and last error). 0, or -1. */
 int gp_journal_set_volatile(gp_journal *j);
+/* Delete the commands that reached a final state before before_ms, with their transitions
+ * (a simulation's journal would otherwise grow by a row per command for a whole year; a
+ * daemon's is never pruned). Returns how many, or -1. */
+int gp_journal_prune(gp_journal *j, int64_t before_ms);
 const char *gp_journal_path(const gp_journal *j); /* borrowed */
 
 /* Group the following writes in one transaction (nestable; the outermost commit writes). */

@@ -363,6 +363,38 @@ static void sighup_reloads_or_keeps(void **state)
     assert_int_equal(it_wait(&p, 20), 0);
 }
 
+/* SIGHUP re-reads the tariff with the strategy; a broken file keeps the prices in force. */
+static void sighup_reloads_tariff(void **state)
+{
+    it_env *t = *state;
+    standard(t, "", "  \"tariff\": {\"file\": \"prices.csv\"}");
+    it_write(t, "s.lua",
+             "return { decide = function(ctx)\n"
+             "  gp.log('info', 'price now %%.2f', ctx.tariff.import_price(ctx.now) or -1)\n"
+             "  return {}\n"
+             "end }\n");
+    it_write(t, "prices.csv",
+             "start,stop,import,export\n2020-01-01T00:00:00Z,2100-01-01T00:00:00Z,0.10,0.05\n");
+    it_proc p;
+    it_spawn(t, &p, "run", "-c", t->cfg, NULL);
+    needle first = {p.err, "price now 0.10"};
+    it_wait_for(t, 30, file_has, &first, "the first price");
+    it_write(t, "prices.csv",
+             "start,stop,import,export\n2020-01-01T00:00:00Z,2050-01-01T00:00:00Z,0.30,0.05\n"
+             "2051-01-01T00:00:00Z,2100-01-01T00:00:00Z,0.30,0.05\n");
+    it_signal(&p, SIGHUP);
+    needle refused = {p.err, "line 3: start 2051-01-01T00:00:00Z leaves a gap"};
+    it_wait_for(t, 20, file_has, &refused, "the broken tariff to be refused");
+    assert_int_equal(it_count_lines(p.err, "price now 0.30"), 0);
+    it_write(t, "prices.csv",
+             "start,stop,import,export\n2020-01-01T00:00:00Z,2100-01-01T00:00:00Z,0.30,0.05\n");
+    it_signal(&p, SIGHUP);
+    needle second = {p.err, "price now 0.30"};
+    it_wait_for(t, 30, file_has, &second, "the reloaded price");
+    it_signal(&p, SIGTERM);
+    assert_int_equal(it_wait(&p, 20), 0);
+}
+
 static void runaway_strategy_is_stopped(void **state)
 {
     it_env *t = *state;
@@ -520,6 +552,7 @@ int main(void)
         T(sigterm_releases),
         T(hold_keeps_commands),
         T(sighup_reloads_or_keeps),
+        T(sighup_reloads_tariff),
         T(runaway_strategy_is_stopped),
         T(bad_commands_are_named),
         T(refused_command_is_failed),

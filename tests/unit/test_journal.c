@@ -816,6 +816,33 @@ static void test_foreign_or_newer_schema(void **state)
 
 /* ---- batches --------------------------------------------------------------------------- */
 
+/* A simulation's journal: no transition history, and final commands pruned by age. */
+static void test_volatile_and_prune(void **state)
+{
+    fx *f = *state;
+    gp_journal *w = open_rw(f);
+    assert_int_equal(gp_journal_set_volatile(w), 0);
+    uint64_t old_done = add(w, "d/1", GP_JS_QUEUED, 1000);
+    assert_int_equal(gp_journal_transition(w, old_done, GP_JS_DONE, 2000, NULL), 0);
+    uint64_t old_open = add(w, "d/2", GP_JS_QUEUED, 1000);
+    assert_int_equal(gp_journal_transition(w, old_open, GP_JS_ACCEPTED, 2000, NULL), 0);
+    uint64_t new_done = add(w, "d/3", GP_JS_QUEUED, 1000);
+    assert_int_equal(gp_journal_transition(w, new_done, GP_JS_DONE, 9000, NULL), 0);
+    /* Only the final command older than the limit goes; open ones stay whatever their age. */
+    assert_int_equal(gp_journal_prune(w, 5000), 1);
+    assert_int_equal(gp_journal_each(w, -1, NULL, NULL), 2);
+    rowcopy c;
+    get_row(w, old_open, &c);
+    assert_int_equal(c.r.state, GP_JS_ACCEPTED);
+    rowcopy_free(&c);
+    hist h = {0};
+    assert_int_equal(gp_journal_history(w, old_open, hist_cb, &h), 0); /* no history kept */
+    /* Ids are never reused after a prune. */
+    uint64_t next = add(w, "d/4", GP_JS_QUEUED, 9500);
+    assert_true(next > new_done);
+    gp_journal_close(w);
+}
+
 static void test_begin_commit_nesting(void **state)
 {
     fx *f = *state;
@@ -877,6 +904,7 @@ int main(void)
         T(test_readonly_sees_writer),
         T(test_garbage_file),
         T(test_foreign_or_newer_schema),
+        T(test_volatile_and_prune),
         T(test_begin_commit_nesting),
 #undef T
     };
