@@ -338,3 +338,20 @@ size_t gp_fleet_bytes(const gp_fleet *f)
     }
     return b;
 }
+
+gp_reading gp_reading_unknown(int64_t ts_ms)
+{
+    return (gp_reading){.size = sizeof(gp_reading),
+                        .ts_ms = ts_ms,
+                        .online = 1,
+                        .soc_pct = NAN,
+                        .battery_w = NAN,
+                        .pv_w = NAN,
+                        .load_w = NAN,
+                        .grid_w = NAN,
+                        .capacity_wh = NAN,
+                        .max_charge_w = NAN,
+                        .max_discharge_w = NAN,
+                        .soc_min_pct = NAN,
+                        .soc_max_pct = NAN};
+}

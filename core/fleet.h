@@ -84,6 +84,8 @@ int64_t gp_fleet_find(const gp_fleet *f, const char *id);   /* index or -1 */
 
 /* Apply a reading (borrowed) taken at r->ts_ms (0 = now_ms). */
 void gp_fleet_reading(gp_fleet *f, size_t idx, const gp_reading *r, int64_t now_ms);
+/* A reading that knows nothing yet: online, every value NAN (fill in what is known). */
+gp_reading gp_reading_unknown(int64_t ts_ms);
 /* Store the vendor extras of a reading as JSON object text (borrowed; NULL clears). */
 void gp_fleet_set_extra(gp_fleet *f, size_t idx, const char *json);
 /* Vendor extras of the latest reading as JSON object text (borrowed), or NULL. */

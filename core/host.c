@@ -35,18 +35,7 @@ void gp_host_norm_result(const gp_result *in, gp_result *out)
 
 static void norm_reading(const gp_reading *in, gp_reading *out)
 {
-    gp_reading d = {.size = sizeof d,
-                    .online = 1,
-                    .soc_pct = NAN,
-                    .battery_w = NAN,
-                    .pv_w = NAN,
-                    .load_w = NAN,
-                    .grid_w = NAN,
-                    .capacity_wh = NAN,
-                    .max_charge_w = NAN,
-                    .max_discharge_w = NAN,
-                    .soc_min_pct = NAN,
-                    .soc_max_pct = NAN};
+    gp_reading d = gp_reading_unknown(0);
     NORM(in, out, d);
 }
 

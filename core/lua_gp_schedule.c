@@ -20,12 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "lua_internal.h"
 #include "path.h"
 #include "timeutil.h"
 
 #define SCHEDULE_MT  "gridpilot.schedule"
-#define MAX_FILE     (64 * 1024 * 1024)
 #define MAX_LINE_ERR 160
 
 typedef struct block {
@@ -37,31 +37,6 @@ typedef struct schedule {
     size_t n;
     block b[]; /* sorted by start, non-overlapping */
 } schedule;
-
-static char *slurp(const char *path, size_t *len, const char **why)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *why = strerror(errno);
-        return NULL;
-    }
-    size_t cap = 65536, n = 0, got;
-    char *buf = gp_xrealloc(NULL, cap);
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n > MAX_FILE) {
-            fclose(f);
-            free(buf);
-            *why = "file too large (over 64 MiB)";
-            return NULL;
-        }
-        if (cap - n - 1 == 0) buf = gp_xrealloc(buf, cap *= 2);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
 
 static char *trim(char *s)
 {
@@ -177,14 +152,13 @@ static int schedule_new(lua_State *L)
     char *path = gp_path_resolve(dir, arg);
     free(dir);
     size_t len = 0;
-    const char *why = NULL;
-    char *text = slurp(path, &len, &why);
+    char *text = gp_read_file(path, &len);
     char err[512];
     block *v = NULL;
     size_t n = 0;
     int rc = -1;
     if (!text)
-        snprintf(err, sizeof err, "%s: cannot read: %s", path, why);
+        snprintf(err, sizeof err, "%s: cannot read: %s", path, gp_read_file_why(errno));
     else if (memchr(text, '\0', len))
         snprintf(err, sizeof err, "%s: not a text file", path);
     else

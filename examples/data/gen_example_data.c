@@ -16,11 +16,11 @@
 #include <string.h>
 #include <time.h>
 
-#define SEED 20260101u
+#define SEED      20260101u
 #define YEAR_FROM 1767225600LL /* 2026-01-01T00:00:00Z */
-#define YEAR_TO 1798761600LL   /* 2027-01-01T00:00:00Z */
-#define SLOT 1800
-#define NSLOT ((YEAR_TO - YEAR_FROM) / SLOT)
+#define YEAR_TO   1798761600LL /* 2027-01-01T00:00:00Z */
+#define SLOT      1800
+#define NSLOT     ((YEAR_TO - YEAR_FROM) / SLOT)
 
 static uint64_t rng_state = SEED;
 
@@ -114,16 +114,16 @@ static void make_prices(price *p, long long bst_from, long long bst_to)
         double h = uk_hour(t + SLOT / 2, bst_from, bst_to);
         drift = 0.9 * drift + 0.45 * normal(); /* slot-to-slot wobble, pence */
 
-        double level = 17.0 + 7.0 * winter;               /* seasonal level */
-        double v = level * hour_shape(h);                 /* daily shape */
-        if (h >= 16 && h < 19) v += 12.6;                 /* Agile's peak adder (12p + VAT) */
-        double night = h < 7 || h >= 22 ? 1.0 : 0.6;      /* wind depresses nights most */
-        v -= 12.5 * wind * wind * night;                  /* windy days are cheap */
+        double level = 17.0 + 7.0 * winter;                /* seasonal level */
+        double v = level * hour_shape(h);                  /* daily shape */
+        if (h >= 16 && h < 19) v += 12.6;                  /* Agile's peak adder (12p + VAT) */
+        double night = h < 7 || h >= 22 ? 1.0 : 0.6;       /* wind depresses nights most */
+        v -= 12.5 * wind * wind * night;                   /* windy days are cheap */
         double dip = exp(-0.5 * pow((h - 13.0) / 2.2, 2)); /* solar dip around 13:00 local */
         v -= 17.0 * sun * (0.2 + 0.8 * summer) * dip;
         v += drift;
-        if (v < 0) v *= 1.7;           /* surplus hours fall steeply */
-        v = clamp(v, -10.0, 95.0);     /* Agile's floor/cap region */
+        if (v < 0) v *= 1.7;       /* surplus hours fall steeply */
+        v = clamp(v, -10.0, 95.0); /* Agile's floor/cap region */
         double exc = vat_round(v);
         p[i].imp = exc * 1.05;
         double e = v < 0 ? 0.5 * v : fmin(v, 0.5 * v + 1.0); /* Agile-Outgoing-like */
@@ -187,8 +187,8 @@ static void prices_summary(const price *p, long long bst_from, long long bst_to)
     fprintf(stderr,
             "prices: %lld slots, import mean %.2f p (min %.2f, max %.2f), export mean %.2f p; "
             "%d negative import slots (%.2f %%, %d of them 10-17 local), %d negative export\n",
-            (long long)NSLOT, sum / NSLOT, mn, mx, esum / NSLOT, neg, 100.0 * neg / NSLOT,
-            neg_day, eneg);
+            (long long)NSLOT, sum / NSLOT, mn, mx, esum / NSLOT, neg, 100.0 * neg / NSLOT, neg_day,
+            eneg);
     fprintf(stderr, "mean by UK local hour:");
     for (int h = 0; h < 24; h++)
         fprintf(stderr, " %02d:%.1f", h, hsum[h] / hn[h]);
@@ -266,8 +266,11 @@ static int write_target(const char *path)
         double night = -round(3 * d / 5 / eta2 / 500) * 500;
         double midday = -round(2 * morning / 3 / eta2 / 500) * 500;
         for (int h = 0; h < 24; h++) {
-            double w = h < 5 ? night : h >= 7 && h < 9 ? morning : h >= 12 && h < 15 ? midday
-                       : h >= 16 && h < 19 ? d : 0;
+            double w = h < 5               ? night
+                       : h >= 7 && h < 9   ? morning
+                       : h >= 12 && h < 15 ? midday
+                       : h >= 16 && h < 19 ? d
+                                           : 0;
             long long t = YEAR_FROM + (day * 24LL + h) * 3600;
             char a[32], b[32];
             iso(t, a, sizeof a);

@@ -198,7 +198,7 @@ int main(int argc, char **argv)
                               .max_attempts = 3,
                               .command_timeout_ms = 120000,
                               .quiet = 1};
-        gp_dispatch_io io = {NULL, noop_send, noop_poll, NULL, no_flags, NULL, NULL, NULL, NULL};
+    gp_dispatch_io io = {NULL, noop_send, noop_poll, NULL, no_flags, NULL, NULL, NULL, NULL};
     gp_dispatch *d = gp_dispatch_new(f, j, &dopts, &io);
     gp_intent *in = calloc(n, sizeof *in);
     for (size_t i = 0; i < n; i++)

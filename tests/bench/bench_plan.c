@@ -188,19 +188,8 @@ static void bench_lua(size_t nd, size_t ns, double step, double c_us)
                             .soc_min_pct = 5,
                             .soc_max_pct = 100};
         gp_fleet_add(f, 0, &d, NULL, err, sizeof err);
-        gp_reading r = {.size = sizeof r,
-                        .ts_ms = 1767225600000LL,
-                        .online = 1,
-                        .soc_pct = 10 + 80 * rnd(),
-                        .battery_w = NAN,
-                        .pv_w = NAN,
-                        .load_w = NAN,
-                        .grid_w = NAN,
-                        .capacity_wh = NAN,
-                        .max_charge_w = NAN,
-                        .max_discharge_w = NAN,
-                        .soc_min_pct = NAN,
-                        .soc_max_pct = NAN};
+        gp_reading r = gp_reading_unknown(1767225600000LL);
+        r.soc_pct = 10 + 80 * rnd();
         gp_fleet_reading(f, i, &r, 1767225600000LL);
     }
     char dir[] = "/tmp/gp-bench-plan-XXXXXX", path[64], params[96];

@@ -265,3 +265,23 @@ void it_wait_for(it_env *t, double timeout_s, int (*cond)(it_env *t, void *ud), 
         nap(0.05);
     }
 }
+
+cJSON *it_read_json(it_env *t, const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", t->dir, name);
+    char *text = it_read(path);
+    assert_non_null(text);
+    cJSON *doc = cJSON_Parse(text);
+    free(text);
+    assert_non_null(doc);
+    return doc;
+}
+
+double it_num(const cJSON *o, const char *a, const char *b)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, a);
+    if (b) v = cJSON_GetObjectItem(v, b);
+    assert_true(cJSON_IsNumber(v));
+    return v->valuedouble;
+}

@@ -49,6 +49,10 @@ void it_wait_for(it_env *t, double timeout_s, int (*cond)(it_env *t, void *ud), 
 int it_count_tasks(it_env *t, const char *state, const char *field, const char *value);
 
 char *it_read(const char *path); /* whole file, malloc'd; NULL when missing */
+/* dir/name parsed as JSON; fails the test when missing or not JSON (cJSON_Delete it). */
+cJSON *it_read_json(it_env *t, const char *name);
+/* The number at o.a (or o.a.b when b is not NULL); fails the test when it is not one. */
+double it_num(const cJSON *o, const char *a, const char *b);
 int it_count_lines(const char *path, const char *needle); /* lines containing needle */
 /* Does the file contain the text? */
 int it_contains(const char *path, const char *needle);

@@ -47,26 +47,6 @@ static void write_config(it_env *t, const char *plugin, const char *strategy_ext
              GP_IT_PLUGINS, plugin);
 }
 
-static cJSON *read_json(it_env *t, const char *name)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", t->dir, name);
-    char *text = it_read(path);
-    assert_non_null(text);
-    cJSON *doc = cJSON_Parse(text);
-    free(text);
-    assert_non_null(doc);
-    return doc;
-}
-
-static double num(const cJSON *o, const char *a, const char *b)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, a);
-    if (b) v = cJSON_GetObjectItem(v, b);
-    assert_true(cJSON_IsNumber(v));
-    return v->valuedouble;
-}
-
 /* Every row of timeseries.csv: import - export = load - pv + charge - discharge. */
 static void energy_balance_closes(void **state)
 {
@@ -115,19 +95,19 @@ static void energy_balance_closes(void **state)
     assert_true(worst < 1e-3);           /* the CSV prints 4 decimals */
     assert_true(charged > 1000 && discharged > 1000);
 
-    cJSON *r = read_json(t, "out/report.json");
-    assert_true(num(r, "steps", NULL) == 576);
-    assert_true(num(r, "devices", NULL) == 4);
-    assert_true(num(r, "violations", NULL) == 0);
-    assert_true(num(r, "balance_error_wh", NULL) < 1e-6);
-    double net = num(r, "cost", "net"),
-           bnet = num(cJSON_GetObjectItem(r, "baseline"), "cost", "net");
-    assert_true(fabs(num(r, "savings", NULL) - (bnet - net)) < 1e-3);
+    cJSON *r = it_read_json(t, "out/report.json");
+    assert_true(it_num(r, "steps", NULL) == 576);
+    assert_true(it_num(r, "devices", NULL) == 4);
+    assert_true(it_num(r, "violations", NULL) == 0);
+    assert_true(it_num(r, "balance_error_wh", NULL) < 1e-6);
+    double net = it_num(r, "cost", "net"),
+           bnet = it_num(cJSON_GetObjectItem(r, "baseline"), "cost", "net");
+    assert_true(fabs(it_num(r, "savings", NULL) - (bnet - net)) < 1e-3);
     /* Charging at 0.25 to sell at 0.05 loses money against idle batteries. */
-    assert_true(num(r, "savings", NULL) < 0);
+    assert_true(it_num(r, "savings", NULL) < 0);
     /* Idle batteries in the baseline move no energy. */
-    assert_true(num(cJSON_GetObjectItem(r, "baseline"), "energy", "charge_wh") == 0);
-    assert_true(num(r, "energy", "charge_wh") > 0);
+    assert_true(it_num(cJSON_GetObjectItem(r, "baseline"), "energy", "charge_wh") == 0);
+    assert_true(it_num(r, "energy", "charge_wh") > 0);
     cJSON_Delete(r);
 }
 
@@ -213,8 +193,8 @@ static void broken_strategy_fails_the_run(void **state)
     fclose(f);
     assert_int_equal(it_count_lines(path, "broken decide"), 3);
     free(out), free(err);
-    cJSON *r = read_json(t, "out/report.json");
-    assert_true(num(r, "strategy_errors", NULL) == 288);
+    cJSON *r = it_read_json(t, "out/report.json");
+    assert_true(it_num(r, "strategy_errors", NULL) == 288);
     cJSON_Delete(r);
 }
 

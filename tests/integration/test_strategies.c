@@ -24,41 +24,26 @@
  * report.json (cJSON_Delete it). The example's plugin_path points at ../build/plugins;
  * GRIDPILOT_PLUGIN_PATH puts this build's plugins first. *err_out (if not NULL) gets
  * stderr (free it). */
-static cJSON *simulate(it_env *t, const char *name, const char *from, const char *to,
-                       int verbose, char **err_out)
+static cJSON *simulate(it_env *t, const char *name, const char *from, const char *to, int verbose,
+                       char **err_out)
 {
     char cfg[512];
     snprintf(cfg, sizeof cfg, "%s/examples/sim_%s.json", GP_IT_SRCDIR, name);
     setenv("GRIDPILOT_PLUGIN_PATH", GP_IT_PLUGINS, 1);
     char *out, *err;
-    int rc = verbose ? it_run(t, 300, &out, &err, "simulate", "-c", cfg, "--from", from, "--to",
-                              to, "--out", "out", "--series", "site", "-v", NULL)
-                     : it_run(t, 300, &out, &err, "simulate", "-c", cfg, "--from", from, "--to",
-                              to, "--out", "out", "--series", "site", NULL);
+    int rc = verbose ? it_run(t, 300, &out, &err, "simulate", "-c", cfg, "--from", from, "--to", to,
+                              "--out", "out", "--series", "site", "-v", NULL)
+                     : it_run(t, 300, &out, &err, "simulate", "-c", cfg, "--from", from, "--to", to,
+                              "--out", "out", "--series", "site", NULL);
     if (rc != 0) fprintf(stderr, "simulate %s exited %d:\n%s", name, rc, err);
     assert_int_equal(rc, 0);
     free(out);
-    char path[256];
-    snprintf(path, sizeof path, "%s/out/report.json", t->dir);
-    char *text = it_read(path);
-    assert_non_null(text);
-    cJSON *r = cJSON_Parse(text);
-    free(text);
-    assert_non_null(r);
+    cJSON *r = it_read_json(t, "out/report.json");
     if (err_out)
         *err_out = err;
     else
         free(err);
     return r;
-}
-
-/* Number at a[.b] (b may be NULL) of a report object; base(r) is the baseline part. */
-static double num(const cJSON *o, const char *a, const char *b)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, a);
-    if (b) v = cJSON_GetObjectItem(v, b);
-    assert_true(cJSON_IsNumber(v));
-    return v->valuedouble;
 }
 
 static const cJSON *base(const cJSON *r)
@@ -140,16 +125,16 @@ static void self_consumption_cuts_import(void **state)
 {
     it_env *t = *state;
     cJSON *r = simulate(t, "self_consumption", "2026-06-01", "2026-06-08", 0, NULL);
-    double imp = num(r, "energy", "import_wh"), bimp = num(base(r), "energy", "import_wh");
+    double imp = it_num(r, "energy", "import_wh"), bimp = it_num(base(r), "energy", "import_wh");
     fprintf(stderr, "# self_consumption: import %.1f kWh vs baseline %.1f kWh, savings %.2f\n",
-            imp / 1000, bimp / 1000, num(r, "savings", NULL));
-    assert_true(bimp > 100000);       /* a week of ten houses imports plenty when idle */
-    assert_true(imp < 0.8 * bimp);    /* more than 20 % less */
-    assert_true(num(r, "import_reduction_wh", NULL) > 0.2 * bimp);
-    assert_true(num(r, "savings", NULL) > 0);
-    assert_true(num(r, "violations", NULL) == 0);
+            imp / 1000, bimp / 1000, it_num(r, "savings", NULL));
+    assert_true(bimp > 100000);    /* a week of ten houses imports plenty when idle */
+    assert_true(imp < 0.8 * bimp); /* more than 20 % less */
+    assert_true(it_num(r, "import_reduction_wh", NULL) > 0.2 * bimp);
+    assert_true(it_num(r, "savings", NULL) > 0);
+    assert_true(it_num(r, "violations", NULL) == 0);
     /* The batteries charge from surplus: export falls too. */
-    assert_true(num(r, "energy", "export_wh") < num(base(r), "energy", "export_wh"));
+    assert_true(it_num(r, "energy", "export_wh") < it_num(base(r), "energy", "export_wh"));
     cJSON_Delete(r);
 }
 
@@ -160,17 +145,17 @@ static void tou_arbitrage_saves_money(void **state)
     char *err;
     cJSON *r = simulate(t, "tou_arbitrage", "2026-01-05", "2026-01-19", 1, &err);
     fprintf(stderr, "# tou_arbitrage: net %.2f vs baseline %.2f, savings %.2f (%.1f %%)\n",
-            num(r, "cost", "net"), num(base(r), "cost", "net"), num(r, "savings", NULL),
-            num(r, "savings_pct", NULL));
-    assert_true(num(r, "savings", NULL) > 0);
-    assert_true(num(r, "savings_pct", NULL) > 5);
-    assert_true(num(r, "violations", NULL) == 0);
+            it_num(r, "cost", "net"), it_num(base(r), "cost", "net"), it_num(r, "savings", NULL),
+            it_num(r, "savings_pct", NULL));
+    assert_true(it_num(r, "savings", NULL) > 0);
+    assert_true(it_num(r, "savings_pct", NULL) > 5);
+    assert_true(it_num(r, "violations", NULL) == 0);
     /* The example's batteries have bounds 5-100 % and 10-95 %: per-device bounds are what
      * violations counts; the extremes stay inside the widest. */
-    assert_true(num(r, "soc", "min_pct") >= 5 - 0.01);
-    assert_true(num(r, "soc", "max_pct") <= 100 + 0.01);
-    assert_true(num(r, "energy", "charge_wh") > 0);
-    assert_true(num(r, "unpriced_steps", NULL) == 0);
+    assert_true(it_num(r, "soc", "min_pct") >= 5 - 0.01);
+    assert_true(it_num(r, "soc", "max_pct") <= 100 + 0.01);
+    assert_true(it_num(r, "energy", "charge_wh") > 0);
+    assert_true(it_num(r, "unpriced_steps", NULL) == 0);
     /* It says what its plans expect. */
     assert_non_null(strstr(err, "plan expects cost"));
     free(err);
@@ -183,7 +168,7 @@ static void peak_shaving_keeps_the_cap(void **state)
     it_env *t = *state;
     const double cap = 10000; /* examples/sim_peak_shaving.json params.import_cap_w */
     cJSON *r = simulate(t, "peak_shaving", "2026-01-05", "2026-01-12", 0, NULL);
-    double peak = num(r, "peak_import_w", NULL), bpeak = num(base(r), "peak_import_w", NULL);
+    double peak = it_num(r, "peak_import_w", NULL), bpeak = it_num(base(r), "peak_import_w", NULL);
     size_t n;
     row *rows = site_rows(t, &n);
     size_t over = 0, over_1pct = 0;
@@ -203,7 +188,7 @@ static void peak_shaving_keeps_the_cap(void **state)
      * over; the fleet never runs out in the example. */
     assert_int_equal(over_1pct, 0);
     assert_true(over <= n / 50);
-    assert_true(num(r, "violations", NULL) == 0);
+    assert_true(it_num(r, "violations", NULL) == 0);
     free(rows);
     cJSON_Delete(r);
 }
@@ -270,7 +255,7 @@ static void fleet_target_tracks(void **state)
     assert_true(amp >= 10000);
     /* The example's week is within what the fleet can do: it tracks to within 1 %. */
     assert_true(abs_err < 0.01 * amp);
-    assert_true(num(r, "violations", NULL) == 0);
+    assert_true(it_num(r, "violations", NULL) == 0);
     free(rows);
     free(bl);
     cJSON_Delete(r);
@@ -301,19 +286,19 @@ static void negative_prices_stop_export(void **state)
     }
     /* In the example only the PV-only roofs export, and they do the same in both runs
      * outside the negative slots: the baseline's export in those slots is the difference. */
-    double bexp_neg = num(base(r), "energy", "export_wh") - exp_other;
+    double bexp_neg = it_num(base(r), "energy", "export_wh") - exp_other;
     fprintf(stderr,
             "# negative_price_curtail: %zu negative steps (%zu by day): export %.1f kWh (idle "
             "fleet: %.1f kWh), charged %.1f kWh; savings %.2f\n",
             neg, neg_day, exp_neg / 1000, bexp_neg / 1000, charge_neg / 1000,
-            num(r, "savings", NULL));
+            it_num(r, "savings", NULL));
     assert_true(neg >= 20 && neg_day >= 5);
     assert_true(bexp_neg > 10000); /* without the strategy the roofs export at a loss */
     assert_true(exp_neg < 0.01 * bexp_neg);
     assert_true(charge_neg > 10000);
-    assert_true(num(r, "energy", "export_wh") < num(base(r), "energy", "export_wh"));
-    assert_true(num(r, "savings", NULL) > 0);
-    assert_true(num(r, "violations", NULL) == 0);
+    assert_true(it_num(r, "energy", "export_wh") < it_num(base(r), "energy", "export_wh"));
+    assert_true(it_num(r, "savings", NULL) > 0);
+    assert_true(it_num(r, "violations", NULL) == 0);
     free(rows);
     cJSON_Delete(r);
 }

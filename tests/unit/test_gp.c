@@ -355,19 +355,8 @@ static void test_through_ctx(void **state)
                             .soc_min_pct = 5,
                             .soc_max_pct = 100};
         assert_true(gp_fleet_add(f, 0, &d, NULL, err, sizeof err) >= 0);
-        gp_reading r = {.size = sizeof r,
-                        .ts_ms = NOW_MS - 1000,
-                        .online = 1,
-                        .soc_pct = 50,
-                        .battery_w = NAN,
-                        .pv_w = NAN,
-                        .load_w = NAN,
-                        .grid_w = NAN,
-                        .capacity_wh = NAN,
-                        .max_charge_w = NAN,
-                        .max_discharge_w = NAN,
-                        .soc_min_pct = NAN,
-                        .soc_max_pct = NAN};
+        gp_reading r = gp_reading_unknown(NOW_MS - 1000);
+        r.soc_pct = 50;
         gp_fleet_reading(f, (size_t)i, &r, NOW_MS);
     }
     gp_tariff *t = gp_tariff_fixed(0.25, 0.05);

@@ -111,19 +111,10 @@ static void add_device(gp_fleet *f, int adapter, const char *vendor, uint32_t ca
 
 static void read_device(gp_fleet *f, size_t idx, int64_t ts_ms, int online, double soc, double batt)
 {
-    gp_reading r = {.size = sizeof r,
-                    .ts_ms = ts_ms,
-                    .online = online,
-                    .soc_pct = soc,
-                    .battery_w = batt,
-                    .pv_w = NAN,
-                    .load_w = NAN,
-                    .grid_w = NAN,
-                    .capacity_wh = NAN,
-                    .max_charge_w = NAN,
-                    .max_discharge_w = NAN,
-                    .soc_min_pct = NAN,
-                    .soc_max_pct = NAN};
+    gp_reading r = gp_reading_unknown(ts_ms);
+    r.online = online;
+    r.soc_pct = soc;
+    r.battery_w = batt;
     gp_fleet_reading(f, idx, &r, ts_ms);
 }
 
