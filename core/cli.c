@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "daemon.h"
 #include "gp_config.h"
 #include "journal.h"
 #include "log.h"
+#include "path.h"
 #include "runtime.h"
 #include "simulate.h"
 #include "str.h"
@@ -236,6 +238,9 @@ static int cmd_check(int argc, char **argv)
     gp_diag d = {0};
     gp_config *cfg = gp_config_load(o.config, 1, &d);
     size_t plugins = 0;
+    char why[600];
+    if (cfg && !gp_path_dir_usable(cfg->state_dir, why, sizeof why))
+        gp_diag_add(&d, "state_dir", "journal folder cannot be used: %s", why);
     if (cfg) {
         char **path = gp_loader_search_path(cfg->plugin_path, cfg->n_plugin_path);
         for (size_t i = 0; i < cfg->n_adapters; i++) {
@@ -249,7 +254,8 @@ static int cmd_check(int argc, char **argv)
             }
         }
         gp_loader_free_path(path);
-        if (cfg->has_strategy && cfg->strategy_file) {
+        /* An unreadable file is already reported by the config. */
+        if (cfg->has_strategy && cfg->strategy_file && gp_path_is_file(cfg->strategy_file)) {
             gp_strategy_opts so = {cfg->strategy_file, cfg->strategy_params,
                                    cfg->strategy_timeout_ms, cfg->strategy_memory};
             char err[4096];
@@ -441,6 +447,11 @@ static int cmd_tasks(int argc, char **argv)
     }
     gp_diag_clear(&d);
     char err[512];
+    if (access(cfg->state_dir, F_OK) == 0 && !gp_path_is_dir(cfg->state_dir)) {
+        fprintf(stderr, "%s: state_dir: %s is not a folder\n", o.config, cfg->state_dir);
+        gp_config_free(cfg);
+        return 2;
+    }
     gp_journal *j = gp_journal_open(cfg->state_dir, 1, err, sizeof err);
     tasks_out t = {o.json, 0};
     rc = 0;

@@ -11,6 +11,7 @@
 
 #include "gp_config.h"
 #include "log.h"
+#include "path.h"
 #include "runtime.h"
 #include "str.h"
 #include "timer.h"
@@ -34,7 +35,9 @@ struct gp_rt {
     int phase, ready, ticked, exit_code;
     int virt; /* simulate: driven step by step on the virtual clock (no tick, poll, sweep) */
     uint64_t strategy_failures; /* ticks whose strategy call failed */
-    int64_t pruned_ms;          /* simulate: when the journal was last pruned */
+    const gp_metric *metrics;   /* the last tick's gp.metric figures; borrowed from strategy */
+    size_t n_metrics;
+    int64_t pruned_ms; /* simulate: when the journal was last pruned */
     gp_timer *tick_timer, *sweep_timer, *for_timer, *deadline, *ready_timer, *startup_timer;
     ev_signal sig_int, sig_term, sig_hup;
     uint64_t ticks;
@@ -246,7 +249,10 @@ static void do_tick(struct gp_rt *rt, int64_t now)
         gp_tick_in in = {now, (double)tick_ms / 1000.0, rt->o.dry_run, rt->fleet, rt->tariff};
         gp_tick_out out = {0};
         char err[4096];
-        if (gp_strategy_tick(rt->strategy, &in, &out, err, sizeof err) != 0) {
+        int rc = gp_strategy_tick(rt->strategy, &in, &out, err, sizeof err);
+        rt->metrics = out.metrics;
+        rt->n_metrics = out.n_metrics;
+        if (rc != 0) {
             /* A simulation repeats a broken strategy 100,000 times: the first few say it. */
             rt->strategy_failures++;
             if (!rt->virt || rt->strategy_failures <= 3) log_strategy_error(err);
@@ -266,6 +272,9 @@ static void do_tick(struct gp_rt *rt, int64_t now)
             if (st.invalid) gp_str_printf(&line, ", %zu invalid", st.invalid);
             if (st.clamped) gp_str_printf(&line, ", %zu clamped", st.clamped);
             if (st.failed) gp_str_printf(&line, ", %zu not journaled", st.failed);
+            for (size_t i = 0; i < out.n_metrics; i++)
+                gp_str_printf(&line, "%s%s=%.6g", i ? " " : "; ", out.metrics[i].name,
+                              out.metrics[i].value);
         }
     }
     /* A simulation runs hundreds of thousands of ticks: their lines are for -v. */
@@ -456,6 +465,8 @@ static void reload(struct gp_rt *rt)
     }
     gp_strategy_free(rt->strategy);
     rt->strategy = s;
+    rt->metrics = NULL; /* they lived in the old strategy */
+    rt->n_metrics = 0;
     gp_tariff_free(rt->tariff);
     rt->tariff = c->tariff; /* read and checked with the config */
     c->tariff = NULL;
@@ -517,18 +528,28 @@ static struct gp_rt *rt_open(gp_config *cfg, const gp_run_opts *o, int *code)
 
     /* Before the adapters: plugins may read their persisted state when created. */
     const char *state_dir = o->state_dir ? o->state_dir : rt->cfg->state_dir;
-    rt->journal = gp_journal_open(state_dir, 0, err, sizeof err);
-    if (!rt->journal) {
+    if (!o->state_dir && !gp_path_dir_usable(state_dir, err, sizeof err)) {
+        /* The config's fault, said as `check` says it: exit 2, not a runtime failure. */
+        fprintf(stderr, "%s: state_dir: journal folder cannot be used: %s\n", o->config, err);
+        *code = 2;
+    } else if (!(rt->journal = gp_journal_open(state_dir, 0, err, sizeof err))) {
         gp_err("core", "cannot open the journal: %s", err);
+        *code = 1;
+    }
+    if (!rt->journal) {
         gp_strategy_free(rt->strategy);
         gp_tariff_free(rt->tariff);
         gp_config_free(rt->cfg);
         free(rt);
-        *code = 1;
         return NULL;
     }
     /* A simulation's journal is started afresh every time: nothing to make durable. */
     if (o->virt) gp_journal_set_volatile(rt->journal);
+    /* Vendors refuse a request id they have seen (Huawei 20048), and they remember ids a
+     * wiped state_dir or a second installation on the same account forgets. Starting each
+     * process above the wall clock in ms keeps ids unique as long as fewer than one is used
+     * per millisecond on average, far above any vendor quota. */
+    gp_journal_seq_floor(rt->journal, "request_id", (uint64_t)gp_wall_ms());
     rt->fleet = gp_fleet_new();
     rt->n_ad = rt->cfg->n_adapters;
     rt->ad = gp_xcalloc(rt->n_ad ? rt->n_ad : 1, sizeof(gp_hctx *));
@@ -692,6 +713,12 @@ int gp_rt_has_strategy(const struct gp_rt *rt)
 uint64_t gp_rt_strategy_failures(const struct gp_rt *rt)
 {
     return rt->strategy_failures;
+}
+
+const gp_metric *gp_rt_metrics(const struct gp_rt *rt, size_t *n)
+{
+    *n = rt->n_metrics;
+    return rt->metrics;
 }
 
 void gp_rt_close(struct gp_rt *rt)

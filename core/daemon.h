@@ -2,6 +2,7 @@
 #ifndef GP_DAEMON_H
 #define GP_DAEMON_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct gp_run_opts {
@@ -28,6 +29,7 @@ struct gp_rt;
 struct gp_config;
 struct gp_fleet;
 struct gp_tariff;
+struct gp_metric;
 /* cfg is taken (freed with the runtime, or on failure). NULL with *code (1 or 2) set and the
  * reason printed. */
 struct gp_rt *gp_rt_open_virtual(struct gp_config *cfg, const gp_run_opts *o, int *code);
@@ -42,6 +44,8 @@ struct gp_fleet *gp_rt_fleet_of(struct gp_rt *rt);            /* borrowed */
 const struct gp_tariff *gp_rt_tariff(const struct gp_rt *rt); /* borrowed; may be NULL */
 int gp_rt_has_strategy(const struct gp_rt *rt);
 uint64_t gp_rt_strategy_failures(const struct gp_rt *rt); /* ticks whose strategy failed */
-void gp_rt_close(struct gp_rt *rt);                       /* NULL is ignored */
+/* The gp.metric figures of the last tick (none if it failed); borrowed until the next tick. */
+const struct gp_metric *gp_rt_metrics(const struct gp_rt *rt, size_t *n);
+void gp_rt_close(struct gp_rt *rt); /* NULL is ignored */
 
 #endif

@@ -1111,6 +1111,16 @@ uint64_t gp_journal_seq_next(gp_journal *j, const char *name)
     return b->next++;
 }
 
+void gp_journal_seq_floor(gp_journal *j, const char *name, uint64_t floor)
+{
+    if (!j || !name || !*name || floor >= (uint64_t)INT64_MAX - SEQ_BLOCK) return;
+    seq_block *b = seq_find(j, name);
+    if (b->next > floor) return;
+    /* Past the block's end the next call reserves anew, from max(stored mark, floor). */
+    if (b->limit < floor) b->limit = floor;
+    b->next = floor + 1;
+}
+
 /* ---- adapter key-value state ------------------------------------------------------------ */
 
 int gp_journal_kv_set(gp_journal *j, const char *scope, const char *key, const void *val,

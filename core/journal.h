@@ -111,6 +111,9 @@ int gp_journal_count(gp_journal *j, uint64_t counts[GP_JS_COUNT]);
 /* The durable, strictly increasing sequence `name` (> every value ever returned, even across
  * crashes). Returns 0 on error. */
 uint64_t gp_journal_seq_next(gp_journal *j, const char *name);
+/* Make the next value of sequence `name` greater than floor (no effect when it already is).
+ * Nothing is written until the next gp_journal_seq_next. */
+void gp_journal_seq_floor(gp_journal *j, const char *name, uint64_t floor);
 
 /* Adapter key-value state. kv_get returns a malloc'd NUL-terminated copy (caller frees) or
  * NULL. kv_set with val == NULL deletes. */

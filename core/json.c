@@ -41,6 +41,20 @@ static int depth_at(const char *text, size_t at)
     return depth;
 }
 
+/* Whether byte AT lies inside a string literal. Errors never quote the document's text: a
+ * config holds secrets inline, and a fragment of one must not reach a log. */
+static int in_string_at(const char *text, size_t at)
+{
+    int in = 0;
+    for (size_t i = 0; i < at; i++) {
+        if (in && text[i] == '\\')
+            i++;
+        else if (text[i] == '"')
+            in = !in;
+    }
+    return in;
+}
+
 gp_json *gp_json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
     const char *end = NULL;
@@ -66,9 +80,14 @@ gp_json *gp_json_parse(const char *text, size_t len, char *err, size_t errlen)
         else if (depth_at(text, at) >= CJSON_NESTING_LIMIT)
             snprintf(err, errlen, "line %d, column %d: nested more than %d levels deep", line, col,
                      CJSON_NESTING_LIMIT);
+        else if (in_string_at(text, at))
+            snprintf(err, errlen, "line %d, column %d: unterminated string or bad escape", line,
+                     col);
+        else if (text[at] && strchr("{}[]:,\"", text[at]))
+            snprintf(err, errlen, "line %d, column %d: unexpected '%c'", line, col, text[at]);
         else
-            snprintf(err, errlen, "line %d, column %d: invalid JSON near '%.12s'", line, col,
-                     text + at);
+            snprintf(err, errlen, "line %d, column %d: unexpected text (not a JSON value)", line,
+                     col);
     }
     return NULL;
 }

@@ -44,6 +44,37 @@ static int gp_log_fn(lua_State *L)
     return 0;
 }
 
+/* gp.metric(name, value): a figure of this tick (a tracking error, a plan's expected cost)
+ * for `simulate`'s report and the logs. The last value given a name in a tick counts. */
+static int gp_metric_fn(lua_State *L)
+{
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    if (len == 0 || len >= GP_METRIC_NAME_MAX ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyz"
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789_.") != len)
+        return luaL_error(L, "gp.metric: name must be 1..%d letters, digits, '_' or '.'",
+                          GP_METRIC_NAME_MAX - 1);
+    if (lua_type(L, 2) != LUA_TNUMBER)
+        return luaL_error(L, "gp.metric: %s: value must be a number (got %s)", name,
+                          luaL_typename(L, 2));
+    double v = lua_tonumber(L, 2);
+    if (!isfinite(v)) return luaL_error(L, "gp.metric: %s: value must be finite", name);
+    gp_strategy *s = gp_lua_owner(L);
+    size_t i = 0;
+    while (i < s->n_metrics && strcmp(s->metrics[i].name, name) != 0)
+        i++;
+    if (i == s->n_metrics) {
+        if (i == GP_METRICS_MAX)
+            return luaL_error(L, "gp.metric: more than %d names in one tick", GP_METRICS_MAX);
+        memcpy(s->metrics[i].name, name, len + 1);
+        s->n_metrics++;
+    }
+    s->metrics[i].value = v;
+    return 0;
+}
+
 double gp_lua_num_field(lua_State *L, int t, const char *key, const char *fn, const char *what)
 {
     int type = lua_getfield(L, t, key);
@@ -78,6 +109,8 @@ void gp_lua_push_gp(lua_State *L)
     lua_pushcclosure(L, gp_log_fn, 1);
     lua_setfield(L, gp, "log");
     lua_settop(L, gp);
+    lua_pushcfunction(L, gp_metric_fn);
+    lua_setfield(L, gp, "metric");
 
     /* Each helper takes plain Lua values, never ctx internals, so strategies and tests can
      * call it with tables of their own (CONTRACT.md, "The gp library"). */

@@ -34,6 +34,9 @@ struct gp_strategy {
     char oom_where[160]; /* "file.lua:12" of the last refusal, "" when unknown */
     char oom_trace[512]; /* "stack traceback:..." of the last refusal */
 
+    gp_metric metrics[GP_METRICS_MAX]; /* gp.metric figures of the current tick */
+    size_t n_metrics;
+
     /* Registry references (LUA_NOREF until created). */
     int ref_init, ref_decide; /* the strategy's functions */
     int ref_state;            /* ctx.state */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -107,4 +108,38 @@ int gp_path_mkdirs(const char *dir, mode_t mode)
     }
     free(p);
     return rc;
+}
+
+int gp_path_dir_usable(const char *dir, char *why, size_t whylen)
+{
+    char *p = gp_xstrdup(dir);
+    int ok = 0;
+    for (;;) {
+        struct stat st;
+        if (stat(p, &st) == 0) {
+            if (!S_ISDIR(st.st_mode))
+                snprintf(why, whylen, "%s is not a folder", p);
+            else if (access(p, W_OK | X_OK) != 0)
+                snprintf(why, whylen, "%s: %s", p, strerror(errno));
+            else
+                ok = 1;
+            break;
+        }
+        if (errno != ENOENT) {
+            snprintf(why, whylen, "%s: %s", p, strerror(errno));
+            break;
+        }
+        /* Missing: whether it can be made depends on the nearest folder that exists. */
+        char *slash = strrchr(p, '/');
+        if (!slash) {
+            snprintf(why, whylen, "%s: %s", p, strerror(ENOENT));
+            break;
+        }
+        if (slash == p)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+    }
+    free(p);
+    return ok;
 }

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "path.h"
 #include "sim_account.h"
+#include "sim_metrics.h"
 #include "sim_plot.h"
 #include "str.h"
 #include "tariff.h"
@@ -55,7 +56,8 @@ typedef struct run_result {
     size_t devices;
     uint64_t strategy_failures;
     double wall_s;
-    int done; /* the run reached `to` */
+    int done;                /* the run reached `to` */
+    gp_metric_sums *metrics; /* gp.metric figures; owned (strategy run only) */
 } run_result;
 
 /* ---- progress ------------------------------------------------------------------------- */
@@ -152,6 +154,11 @@ static int run_once(const gp_sim_opts *o, const span *s, const char *state_dir, 
         if (gp_rt_step_tick(rt, t) != 0) {
             rc = 1;
             break;
+        }
+        if (res->metrics) {
+            size_t nm;
+            const gp_metric *m = gp_rt_metrics(rt, &nm);
+            gp_metric_sums_add(res->metrics, m, nm);
         }
         int64_t next = t + s->step < s->to ? t + s->step : s->to;
         gp_clock_advance(next);
@@ -251,6 +258,7 @@ static int write_report(const char *path, const gp_sim_opts *o, const span *s,
     add_num(perf, "steps_per_s",
             strat->wall_s > 0 ? r((double)strat->tot.steps / strat->wall_s, 0.1) : NAN);
     add_num(perf, "baseline_wall_s", r(base->wall_s, 0.001));
+    cJSON_AddItemToObject(root, "metrics", gp_metric_sums_json(strat->metrics));
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     FILE *f = fopen(path, "w");
@@ -396,7 +404,7 @@ int gp_simulate(const gp_sim_opts *o)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
-    run_result base = {0}, strat = {0};
+    run_result base = {0}, strat = {.metrics = gp_metric_sums_new()};
     gp_sim_acct *base_acct = NULL, *strat_acct = NULL;
     FILE *csv = NULL;
     rc = run_once(o, &s, base_dir, 1, NULL, &base, &base_acct);
@@ -436,6 +444,7 @@ int gp_simulate(const gp_sim_opts *o)
                     strat.wall_s > 0 ? (double)t->steps / strat.wall_s : 0, report_path,
                     csv_path && o->series != GP_SERIES_NONE ? ", timeseries.csv" : "",
                     o->plot ? ", plot.png" : "");
+            gp_metric_sums_log(strat.metrics, "simulate");
         }
     }
     if (interrupted) {
@@ -451,6 +460,7 @@ int gp_simulate(const gp_sim_opts *o)
     }
     gp_sim_acct_free(base_acct);
     gp_sim_acct_free(strat_acct);
+    gp_metric_sums_free(strat.metrics);
     free(csv_path);
     free(report_path);
     free(plot_path);

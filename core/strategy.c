@@ -373,6 +373,7 @@ int gp_strategy_tick(gp_strategy *s, const gp_tick_in *in, gp_tick_out *out, cha
     out->intents = NULL;
     out->n = 0;
     s->n_intents = 0;
+    s->n_metrics = 0;
     gp_str_reset(&s->strings);
     lua_settop(L, 0);
 
@@ -392,12 +393,14 @@ int gp_strategy_tick(gp_strategy *s, const gp_tick_in *in, gp_tick_out *out, cha
     }
     if (rc == 0) rc = call_with_ctx(s, s->ref_decide, 1, err, errlen);
     if (rc == 0) rc = parse_commands(s, err, errlen);
-    if (rc != 0) s->n_intents = 0;
+    if (rc != 0) s->n_intents = s->n_metrics = 0;
     lua_settop(L, 0);
     s->fleet = NULL; /* both borrowed for this tick only */
     s->tariff = NULL;
     out->intents = s->n_intents ? s->intents : NULL;
     out->n = s->n_intents;
     out->elapsed_ms = (gp_mono_s() - t0) * 1000.0;
+    out->metrics = s->metrics;
+    out->n_metrics = s->n_metrics;
     return rc;
 }

@@ -39,12 +39,23 @@ typedef struct gp_tick_in {
     const gp_tariff *tariff; /* borrowed; may be NULL */
 } gp_tick_in;
 
+/* A figure the strategy reported with gp.metric(name, value) during one tick. */
+#define GP_METRIC_NAME_MAX 48 /* bytes of a name, NUL included */
+#define GP_METRICS_MAX     32 /* distinct names per tick */
+typedef struct gp_metric {
+    char name[GP_METRIC_NAME_MAX]; /* [A-Za-z0-9_.]+ */
+    double value;                  /* finite */
+} gp_metric;
+
 /* The commands one tick returned. Owned by the strategy; valid until the next tick or free.
  */
 typedef struct gp_tick_out {
     gp_intent *intents;
     size_t n;
-    double elapsed_ms; /* time spent in Lua, ctx building included */
+    double elapsed_ms;        /* time spent in Lua, ctx building included */
+    const gp_metric *metrics; /* gp.metric figures of this tick (last value per name); none
+                                 when the tick failed */
+    size_t n_metrics;
 } gp_tick_out;
 
 /* Run init(ctx) (first call after load only) and decide(ctx). Returns 0 with the parsed

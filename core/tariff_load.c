@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "json.h"
+#include "log.h"
 #include "path.h"
 #include "str.h"
 #include "timeutil.h"
@@ -439,6 +440,20 @@ static int unit_scale(const gp_tariff_source *src, gp_diag *d, double *scale)
     return 0;
 }
 
+/* Octopus publishes pence, and that is the default; a file whose prices are all under 1 p/kWh
+ * is almost surely in currency already, read 100 times too small. */
+static void warn_if_currency(const char *file, const point *im, size_t n)
+{
+    double most = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(im[i].v) > most) most = fabs(im[i].v);
+    if (n >= 4 && most < 0.01)
+        gp_warn("tariff",
+                "%s: every import price is under 1 (read as pence per kWh, the Octopus unit): if "
+                "the file is in currency per kWh, set tariff.unit to \"currency\"",
+                file);
+}
+
 static gp_tariff *load_files(const gp_tariff_source *src, double unit, gp_diag *d)
 {
     report r = {d, "tariff.file", src->file, 0, 0};
@@ -497,6 +512,7 @@ static gp_tariff *load_files(const gp_tariff_source *src, double unit, gp_diag *
         cJSON_Delete(edoc);
     }
     int bad = finish(&r) + finish(&re);
+    if (!bad && !unit) warn_if_currency(src->file, im, ni);
     if (!bad) slots = merge(im, ni, ex, ne, src->default_import, src->default_export, &n);
     free(im);
     free(ex);

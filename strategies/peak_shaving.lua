@@ -3,9 +3,9 @@
 -- excess; once the import is well under the cap (by params.recharge_margin_w) they
 -- recharge, but only as hard as keeps the import at cap - margin, so recharging never makes
 -- a new peak. In between they are released. gp.allocate shares the power by each battery's
--- headroom. The site's net load is extrapolated half a tick ahead from the last two ticks,
--- and it aims params.headroom_w under the cap, so a rising load is met before the import
--- goes over.
+-- headroom. A rising net load is extrapolated half a tick ahead from the last two ticks
+-- (a falling one is not: the fleet would let go too early), and it aims params.headroom_w
+-- under the cap, so a rising load is met before the import goes over.
 -- params:
 --   import_cap_w       the cap, W (required)
 --   headroom_w         aim this far under the cap (default 1 % of the cap)
@@ -19,7 +19,7 @@ function M.decide(ctx)
   local cap = assert(p.import_cap_w, "params.import_cap_w is required")
   if not (s.grid_w and s.battery_w) then return {} end
   local net = s.grid_w + s.battery_w            -- the import with every battery idle
-  local ahead = net + 0.5 * (net - (st.net or net))
+    local ahead = net + 0.5 * math.max(0, net - (st.net or net)) -- a rise only: never cut short
   st.net = net
   local aim, low = cap - (p.headroom_w or 0.01 * cap), cap - (p.recharge_margin_w or 0.1 * cap)
   local price = ctx.tariff.import_price(ctx.now)

@@ -207,13 +207,13 @@ typedef int (*gp_http_chunk_cb)(void *ud, const char *data, size_t len);
 
 typedef struct gp_http_req {
     uint32_t size;              /* sizeof(gp_http_req) as compiled by the plugin */
-    const char *method;         /* "GET", "POST", "PUT", "DELETE" */
+    const char *method;         /* "GET", "POST", "PUT", "DELETE"; borrowed for the call */
     const char *url;            /* absolute URL; borrowed for the call */
     const char *const *headers; /* NULL-terminated "Name: value" list, borrowed; may be NULL */
     const char *body;           /* borrowed for the call (the host copies it) */
     size_t body_len;
     double timeout_s;          /* whole-transfer timeout; 0 = the adapter's default */
-    const char *endpoint;      /* quota name from gp_plugin_desc.quotas, or NULL */
+    const char *endpoint;      /* quota name (borrowed) from gp_plugin_desc.quotas, or NULL */
     int priority;              /* gp_http_prio */
     gp_http_chunk_cb on_chunk; /* non-NULL: stream the body instead of buffering it */
     const char *user;          /* HTTP basic auth user (borrowed), or NULL */
@@ -312,9 +312,9 @@ typedef struct gp_host {
     const gp_json *(*json_get)(const gp_json *obj, const char *key); /* borrowed from obj */
     size_t (*json_len)(const gp_json *j);                            /* array/object size */
     const gp_json *(*json_at)(const gp_json *j, size_t i);           /* borrowed from j */
-    const char *(*json_key)(const gp_json *member);                  /* name of an object member */
-    double (*json_num)(const gp_json *j);      /* NAN unless a number (or a numeric string) */
-    const char *(*json_str)(const gp_json *j); /* borrowed; NULL unless a string */
+    const char *(*json_key)(const gp_json *member); /* its name; borrowed from member */
+    double (*json_num)(const gp_json *j);           /* NAN unless a number (or a numeric string) */
+    const char *(*json_str)(const gp_json *j);      /* borrowed; NULL unless a string */
     int (*json_bool)(const gp_json *j, int dflt);
 
     /* -- text building (request bodies): owned by the caller, freed with str_free -- */
@@ -377,9 +377,9 @@ typedef struct gp_plugin_desc {
     uint32_t magic;                /* GP_PLUGIN_MAGIC */
     uint16_t abi_major, abi_minor; /* GP_ABI_MAJOR, GP_ABI_MINOR the plugin was built with */
     uint32_t size;                 /* sizeof(gp_plugin_desc) as compiled by the plugin */
-    const char *name;              /* matches adapters[].plugin; [a-z0-9_-]+ */
-    const char *version;           /* the plugin's own version */
-    const char *description;       /* one line */
+    const char *name;              /* static; matches adapters[].plugin; [a-z0-9_-]+ */
+    const char *version;           /* static; the plugin's own version */
+    const char *description;       /* static; one line */
     uint32_t caps;                 /* union of the GP_CAP_* any device may have */
     uint32_t flags;                /* gp_plugin_flag */
     double task_poll_s;            /* default task poll interval (GP_PF_TASKS) */

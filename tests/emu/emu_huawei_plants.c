@@ -578,6 +578,13 @@ cJSON *hw_plant_state(hw *h, uint32_t i, int64_t now)
     for (int k = 0; k < SIM_NCTR; k++)
         cJSON_AddItemToObject(ej, ctr_names[k], hw_num(st->ctr[k], 3));
     cJSON_AddNumberToObject(o, "sample_ms", (double)p->sample.at_ms);
+    /* What plantRealtimeKpi answers now (in W, contract signs): tests compare a client's
+     * reading with it, since power_w moves between the 5-minute samples. */
+    cJSON *sj = cJSON_AddObjectToObject(o, "sample_w");
+    cJSON_AddItemToObject(sj, "pv", hw_num(p->sample.pw.pv_w, 3));
+    cJSON_AddItemToObject(sj, "load", hw_num(p->sample.pw.load_w, 3));
+    cJSON_AddItemToObject(sj, "battery", hw_num(p->sample.pw.battery_w, 3));
+    cJSON_AddItemToObject(sj, "grid", hw_num(p->sample.pw.grid_w, 3));
     if (p->run_task >= 0) {
         const hw_task *t = &h->tasks[p->run_task];
         cJSON *tj = cJSON_AddObjectToObject(o, "task");

@@ -125,6 +125,39 @@ static void check_names_every_fault(void **state)
     free(out), free(err);
 }
 
+static int count_of(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+static void check_state_dir_and_missing_strategy(void **state)
+{
+    it_env *t = *state;
+    it_write(t, "var", "a file where the journal folder should be\n");
+    it_config(t, "  \"strategy\": {\"file\": \"gone.lua\"}", SIM(""));
+    char *out, *err;
+    assert_int_equal(it_run(t, 20, &out, &err, "check", "-c", t->cfg, NULL), 2);
+    note("%s", err);
+    assert_int_equal(count_of(err, "state_dir: journal folder cannot be used: "), 1);
+    assert_non_null(strstr(err, "/var is not a folder"));
+    /* One fault, one line: the unreadable file is not also "compiled". */
+    assert_int_equal(count_of(err, "strategy.file:"), 1);
+    assert_non_null(strstr(err, "2 problem(s)"));
+    free(out), free(err);
+
+    /* `run` and `tasks` say it too and exit 2 (a config fault), before any adapter starts. */
+    it_config(t, "", SIM(""));
+    assert_int_equal(it_run(t, 20, &out, &err, "run", "-c", t->cfg, "--once", NULL), 2);
+    assert_non_null(strstr(err, "state_dir: journal folder cannot be used: "));
+    free(out), free(err);
+    assert_int_equal(it_run(t, 20, &out, &err, "tasks", "-c", t->cfg, NULL), 2);
+    assert_non_null(strstr(err, "state_dir: "));
+    free(out), free(err);
+}
+
 static void check_refuses_bad_plugins(void **state)
 {
     it_env *t = *state;
@@ -543,7 +576,9 @@ int main(void)
         T(cli_basics),
         T(check_ok),
         T(check_names_every_fault),
+        T(check_state_dir_and_missing_strategy),
         T(check_refuses_bad_plugins),
+
         T(plugins_lists),
         T(once_dispatches_and_journals),
         T(dry_run_sends_nothing),

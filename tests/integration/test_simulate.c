@@ -2,13 +2,19 @@
  * `gridpilot simulate` end to end: the real binary, the sim plugin, a strategy, the files it
  * writes. What a user reads (report.json, timeseries.csv, plot.png, exit status, stderr).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
+#include <pty.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -198,14 +204,60 @@ static void broken_strategy_fails_the_run(void **state)
     cJSON_Delete(r);
 }
 
+/* On a terminal a long run shows where it is; redirected, stderr gets log lines only. */
+static void progress_on_a_terminal(void **state)
+{
+    it_env *t = *state;
+    write_config(t, "sim", NULL);
+    int master;
+    fflush(NULL);
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (chdir(t->dir) != 0) _exit(126);
+        execl(GP_IT_BIN, GP_IT_BIN, "simulate", "-c", t->cfg, "--from", "2026-06-01", "--to",
+              "2026-06-08", "--out", "out", "--series", "none", (char *)NULL);
+        _exit(127);
+    }
+    static char text[1 << 16];
+    size_t len = 0;
+    for (int idle = 0; idle < 120 * it_slow();) {
+        struct pollfd pfd = {master, POLLIN, 0};
+        int r = poll(&pfd, 1, 1000);
+        if (r == 0) {
+            idle++;
+            continue;
+        }
+        ssize_t n = read(master, text + len, sizeof text - 1 - len);
+        if (n <= 0) break; /* EIO: the child closed the terminal */
+        len += (size_t)n;
+        if (len == sizeof text - 1) break;
+    }
+    text[len] = '\0';
+    close(master);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fprintf(stderr, "%s", text);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_non_null(strstr(text, "\rbaseline "));
+    assert_non_null(strstr(text, "\rstrategy "));
+    assert_non_null(strstr(text, "2026-06-08T00:00 100.0%"));
+    assert_non_null(strstr(text, "steps/s"));
+
+    char *out, *err;
+    assert_int_equal(it_run(t, 120 * it_slow(), &out, &err, "simulate", "-c", t->cfg, "--from",
+                            "2026-06-01", "--to", "2026-06-02", "--out", "out", NULL),
+                     0);
+    assert_null(strchr(err, '\r'));
+    free(out), free(err);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, it_setup, it_teardown)
     const struct CMUnitTest tests[] = {
-        T(energy_balance_closes),
-        T(plot_is_a_png),
-        T(refuses_what_it_cannot_do),
-        T(broken_strategy_fails_the_run),
+        T(energy_balance_closes),         T(plot_is_a_png),          T(refuses_what_it_cannot_do),
+        T(broken_strategy_fails_the_run), T(progress_on_a_terminal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

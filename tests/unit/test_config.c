@@ -215,6 +215,21 @@ static void secrets(void **state)
     for (size_t i = 0; i < d.n; i++)
         assert_null(strstr(d.lines[i], "plain-secret"));
     gp_diag_clear(&d);
+
+    /* Not even a syntax error quotes the file: it may stop inside or before a secret. */
+    static const char *broken[] = {
+        "{\"api\": {\"token\": \"plain-secret-789\n}}",
+        "{\"api\": {\"token\": plain-secret-789}}",
+        "{\"api\": {\"token\": \"plain-\\qsecret\"}}",
+    };
+    for (size_t k = 0; k < sizeof broken / sizeof *broken; k++) {
+        write_file(f->path, broken[k]);
+        assert_null(gp_config_load(f->path, 0, &d));
+        assert_int_equal(d.n, 1);
+        assert_non_null(strstr(d.lines[0], "line 1, column"));
+        assert_null(strstr(d.lines[0], "secret"));
+        gp_diag_clear(&d);
+    }
 }
 
 static void strategy_and_dispatch_options(void **state)

@@ -123,16 +123,22 @@ static void add_dev(fx *f, unsigned ad, const char *vendor, uint32_t caps, doubl
     gp_fleet_reading(f->fleet, (size_t)idx, &r, T0);
 }
 
-static gp_dispatch *new_dispatch(fx *f, int dry_run, double import_limit)
+static gp_dispatch *new_dispatch_limits(fx *f, int dry_run, double import_limit,
+                                        double export_limit)
 {
     gp_dispatch_opts o = {.dry_run = dry_run,
                           .site_import_w = import_limit,
-                          .site_export_w = INFINITY,
+                          .site_export_w = export_limit,
                           .max_attempts = 3,
                           .command_timeout_ms = 120000};
     gp_dispatch_io io = {f,          io_send,  io_poll,    io_login,  io_flags,
                          io_poll_ms, io_fatal, io_replace, io_waiting};
     return gp_dispatch_new(f->fleet, f->j, &o, &io);
+}
+
+static gp_dispatch *new_dispatch(fx *f, int dry_run, double import_limit)
+{
+    return new_dispatch_limits(f, dry_run, import_limit, INFINITY);
 }
 
 static void build(fx *f)
@@ -336,6 +342,13 @@ static void refuses_invalid(void **state)
         assert_int_equal(r[i].outcome, GP_SUBMIT_INVALID);
 }
 
+static int last_note(void *ud, gp_jstate st, int64_t at_ms, const char *note)
+{
+    (void)st, (void)at_ms;
+    snprintf(ud, 200, "%s", note ? note : "");
+    return 0;
+}
+
 static void drops_identical(void **state)
 {
     fx *f = *state;
@@ -356,6 +369,9 @@ static void drops_identical(void **state)
     snprintf(want, sizeof want, "superseded by #%llu", (unsigned long long)r2.id);
     assert_int_equal(count_rows(f), 2);
     /* The superseded command's last transition note says why. */
+    char note[200] = "";
+    assert_true(gp_journal_history(f->j, r.id, last_note, note) > 0);
+    assert_string_equal(note, want);
     assert_int_equal(slot(f, "a/b1")->id, r2.id);
 }
 
@@ -570,6 +586,23 @@ static void site_import_limit(void **state)
     assert_true(st.clamped >= 2);
     assert_true(fabs(f->sent[0].cmd.value + 2000) < 1e-6);
     assert_true(fabs(f->sent[1].cmd.value + 2000) < 1e-6);
+}
+
+static void site_export_limit(void **state)
+{
+    fx *f = *state;
+    gp_dispatch_free(f->d);
+    f->d = new_dispatch_limits(f, 0, INFINITY, 4000);
+    /* Two batteries discharging 5 kW each into a site with nothing else: 10 kW of export
+     * less the 1 kW a third one charges, against a 4 kW limit: the two are scaled to 2.5 kW. */
+    gp_intent in[3] = {sp("a/b1", 5000), sp("a/b2", 5000), sp("a/b3", -1000)};
+    gp_submit_stats st;
+    gp_dispatch_submit(f->d, in, 3, "strategy", T0, NULL, &st);
+    assert_int_equal(st.sent, 3);
+    assert_int_equal(st.clamped, 2);
+    assert_true(fabs(f->sent[0].cmd.value - 2500) < 1e-6);
+    assert_true(fabs(f->sent[1].cmd.value - 2500) < 1e-6);
+    assert_true(fabs(f->sent[2].cmd.value + 1000) < 1e-6);
 }
 
 static void last_command_wins(void **state)
@@ -841,6 +874,7 @@ int main(void)
         T(duration_expiry),
         T(dry_run_sends_nothing),
         T(site_import_limit),
+        T(site_export_limit),
         T(last_command_wins),
         T(settings_use_their_own_slot),
         T(restore_after_restart),

@@ -884,6 +884,41 @@ static void test_plan_deadline(void **state)
     if (strncmp(err, want, strlen(want)) != 0) fail_msg("want %s, got: %s", want, err);
 }
 
+/* gp.metric: the last value per name in a tick; bad names and values are named; a failed
+ * tick reports nothing. */
+static void metric_reports(void **state)
+{
+    (void)state;
+    const gp_tick_out *o =
+        run("gp.metric('tracking_error_w', 5)\n"
+            "gp.metric('plan.savings', -1.5)\n"
+            "gp.metric('tracking_error_w', -12.25)\n"
+            "raises('name must be', gp.metric, 'bad name', 1)\n"
+            "raises('name must be', gp.metric, '', 1)\n"
+            "raises('name must be', gp.metric, string.rep('x', 48), 1)\n"
+            "raises('value must be a number (got string)', gp.metric, 'a', '1')\n"
+            "raises('value must be finite', gp.metric, 'a', 0/0)\n"
+            "raises('value must be finite', gp.metric, 'a', math.huge)\n"
+            "return {}");
+    assert_int_equal(o->n_metrics, 2);
+    assert_string_equal(o->metrics[0].name, "tracking_error_w");
+    assert_true(o->metrics[0].value == -12.25);
+    assert_string_equal(o->metrics[1].name, "plan.savings");
+    assert_true(o->metrics[1].value == -1.5);
+
+    o = run("for i = 1, 32 do gp.metric('m' .. i, i) end\n"
+            "raises('more than 32 names in one tick', gp.metric, 'm33', 1)\n"
+            "gp.metric('m32', 0)\n" /* a known name still updates */
+            "return {}");
+    assert_int_equal(o->n_metrics, 32);
+    assert_true(o->metrics[31].value == 0);
+
+    char err[4096];
+    assert_int_equal(run_full("gp.metric('x', 1)\nerror('boom')", NULL, NULL, 0, err, sizeof err),
+                     -1);
+    assert_int_equal(out.n_metrics, 0);
+}
+
 int main(void)
 {
     gp_log_setup(GP_LOGFMT_TEXT, GP_LOG_WARN);
@@ -907,6 +942,7 @@ int main(void)
         cmocka_unit_test(test_plan_lua),
         cmocka_unit_test(test_plan_stop),
         cmocka_unit_test(test_plan_deadline),
+        cmocka_unit_test(metric_reports),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

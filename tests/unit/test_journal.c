@@ -561,6 +561,30 @@ static void test_seq_across_reopen(void **state)
     gp_journal_close(j);
 }
 
+/* A floor lifts a sequence (a fresh state_dir starts above the wall clock), never lowers it,
+ * and what it lifts to survives a reopen. */
+static void test_seq_floor(void **state)
+{
+    fx *f = *state;
+    const uint64_t t1 = 1795000000000ull, t0 = 1794000000000ull;
+    gp_journal *j = open_rw(f);
+    gp_journal_seq_floor(j, "request_id", t1);
+    uint64_t a = gp_journal_seq_next(j, "request_id");
+    assert_true(a > t1 && a < t1 + 1000);
+    assert_int_equal(gp_journal_seq_next(j, "request_id"), a + 1);
+    gp_journal_seq_floor(j, "request_id", t0); /* lower: no effect */
+    assert_int_equal(gp_journal_seq_next(j, "request_id"), a + 2);
+    gp_journal_close(j);
+
+    /* A restart whose clock went backwards still continues above what was handed out. */
+    j = open_rw(f);
+    gp_journal_seq_floor(j, "request_id", t0);
+    assert_true(gp_journal_seq_next(j, "request_id") > a + 2);
+    /* Other sequences keep their own numbering. */
+    assert_int_equal(gp_journal_seq_next(j, "other"), 1);
+    gp_journal_close(j);
+}
+
 /* The process is killed (SIGKILL from outside: no close, no exit handlers) right after taking
  * ids. */
 static void test_seq_after_crash(void **state)
@@ -897,6 +921,7 @@ int main(void)
         T(test_each_filter_and_count),
         T(test_seq_across_reopen),
         T(test_seq_after_crash),
+        T(test_seq_floor),
         T(test_seq_in_rolled_back_batch),
         T(test_kv),
         T(test_creates_state_dir),

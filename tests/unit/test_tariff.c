@@ -452,6 +452,55 @@ static void octopus_ok(void **state)
     gp_tariff_free(t);
 }
 
+/* Load `file` with `unit` and return what was logged meanwhile (static buffer). */
+static const char *logged_while_loading(const char *file, const char *unit)
+{
+    static char text[2048];
+    char logf[] = "/tmp/gp-tariff-log-XXXXXX";
+    int fd = mkstemp(logf);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    gp_tariff *t = LOAD_OK(.file = file, .unit = unit);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    gp_tariff_free(t);
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    text[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(logf);
+    return text;
+}
+
+/* Octopus JSON is read as pence; a file already in currency would be 100 times too cheap,
+ * and loading it says so. */
+static void octopus_in_currency_warns(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/gp-tariff-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *fp = fdopen(fd, "w");
+    fputs("{\"results\": [", fp);
+    for (int i = 0; i < 6; i++)
+        fprintf(fp,
+                "%s{\"valid_from\": \"2026-01-01T0%d:00:00Z\", \"valid_to\": "
+                "\"2026-01-01T0%d:00:00Z\", \"value_inc_vat\": 0.%d5}",
+                i ? "," : "", i, i + 1, i + 1);
+    fputs("]}", fp);
+    fclose(fp);
+    gp_log_setup(GP_LOGFMT_TEXT, GP_LOG_WARN);
+    const char *log = logged_while_loading(path, NULL);
+    assert_non_null(strstr(log, "every import price is under 1"));
+    assert_non_null(strstr(log, "set tariff.unit to \"currency\""));
+    assert_null(strstr(logged_while_loading(path, "currency"), "under 1"));
+    /* Real pence prices say nothing. */
+    assert_null(strstr(logged_while_loading(fx("octopus.json"), NULL), "under 1"));
+    unlink(path);
+}
+
 static void octopus_errors(void **state)
 {
     (void)state;
@@ -477,7 +526,7 @@ static void octopus_errors(void **state)
     gp_diag_clear(&d);
 
     assert_null(LOAD(&d, .file = fx("octopus_syntax.json")));
-    assert_has(&d, "octopus_syntax.json: line 2, column", "invalid JSON");
+    assert_has(&d, "octopus_syntax.json: line 2, column", "unexpected '}'");
     gp_diag_clear(&d);
     assert_null(LOAD(&d, .file = fx("octopus_no_results.json")));
     assert_has(&d, "octopus_no_results.json: has no \"results\" array", NULL);
@@ -828,14 +877,23 @@ int main(void)
 {
     gp_log_setup(GP_LOGFMT_TEXT, GP_LOG_WARN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(tz_london),        cmocka_unit_test(tz_matches_libc),
-        cmocka_unit_test(tz_unknown),       cmocka_unit_test(fixed_and_null),
-        cmocka_unit_test(csv_ok),           cmocka_unit_test(csv_errors),
-        cmocka_unit_test(many_errors),      cmocka_unit_test(octopus_ok),
-        cmocka_unit_test(octopus_errors),   cmocka_unit_test(periods_utc),
-        cmocka_unit_test(periods_midnight), cmocka_unit_test(periods_dst),
-        cmocka_unit_test(periods_errors),   cmocka_unit_test(periods_consistent),
-        cmocka_unit_test(lua_ctx_tariff),   cmocka_unit_test(big_files),
+        cmocka_unit_test(tz_london),
+        cmocka_unit_test(tz_matches_libc),
+        cmocka_unit_test(tz_unknown),
+        cmocka_unit_test(fixed_and_null),
+        cmocka_unit_test(csv_ok),
+        cmocka_unit_test(csv_errors),
+        cmocka_unit_test(many_errors),
+        cmocka_unit_test(octopus_ok),
+        cmocka_unit_test(octopus_errors),
+        cmocka_unit_test(octopus_in_currency_warns),
+        cmocka_unit_test(periods_utc),
+        cmocka_unit_test(periods_midnight),
+        cmocka_unit_test(periods_dst),
+        cmocka_unit_test(periods_errors),
+        cmocka_unit_test(periods_consistent),
+        cmocka_unit_test(lua_ctx_tariff),
+        cmocka_unit_test(big_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
