@@ -20,6 +20,4 @@ int gp_path_mkdirs(const char *dir, mode_t mode);
  * why (caller's buffer), e.g. "/srv/gp is not a folder". Creates nothing. */
 int gp_path_dir_usable(const char *dir, char *why, size_t whylen);
 
-
-
 #endif
