@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,115 +54,61 @@ typedef struct opts {
     int dry_run, once, json, verbose, plot;
 } opts;
 
-enum {
-    O_DRY_RUN = 256,
-    O_ONCE,
-    O_FOR,
-    O_LOG_FORMAT,
-    O_STATE,
-    O_JSON,
-    O_FROM,
-    O_TO,
-    O_STEP,
-    O_OUT,
-    O_PLOT,
-    O_SERIES
+/* The long options, and where each one's value goes in opts: a string (has_arg) or a flag
+ * set to 1. `key` is its name in a subcommand's list of allowed options. */
+typedef struct optdef {
+    const char *name, *key;
+    int has_arg;
+    size_t off;
+} optdef;
+
+static const optdef optdefs[] = {
+    {"config", "c", required_argument, offsetof(opts, config)},
+    {"dry-run", "dry-run", no_argument, offsetof(opts, dry_run)},
+    {"once", "once", no_argument, offsetof(opts, once)},
+    {"for", "for", required_argument, offsetof(opts, for_text)},
+    {"log-format", "log-format", required_argument, offsetof(opts, log_format)},
+    {"state", "state", required_argument, offsetof(opts, state)},
+    {"json", "json", no_argument, offsetof(opts, json)},
+    {"from", "from", required_argument, offsetof(opts, from)},
+    {"to", "to", required_argument, offsetof(opts, to)},
+    {"step", "step", required_argument, offsetof(opts, step)},
+    {"out", "out", required_argument, offsetof(opts, out)},
+    {"plot", "plot", no_argument, offsetof(opts, plot)},
+    {"series", "series", required_argument, offsetof(opts, series)},
+    {"verbose", "v", no_argument, offsetof(opts, verbose)},
 };
+#define N_OPTDEFS (sizeof optdefs / sizeof *optdefs)
+#define OPT_BASE  256 /* getopt's value for optdefs[i] is OPT_BASE + i */
 
 static int parse_opts(int argc, char **argv, const char *cmd, const char *allowed, opts *o)
 {
-    static const struct option longs[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"dry-run", no_argument, NULL, O_DRY_RUN},
-        {"once", no_argument, NULL, O_ONCE},
-        {"for", required_argument, NULL, O_FOR},
-        {"log-format", required_argument, NULL, O_LOG_FORMAT},
-        {"state", required_argument, NULL, O_STATE},
-        {"json", no_argument, NULL, O_JSON},
-        {"from", required_argument, NULL, O_FROM},
-        {"to", required_argument, NULL, O_TO},
-        {"step", required_argument, NULL, O_STEP},
-        {"out", required_argument, NULL, O_OUT},
-        {"plot", no_argument, NULL, O_PLOT},
-        {"series", required_argument, NULL, O_SERIES},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    struct option longs[N_OPTDEFS + 2];
+    for (size_t i = 0; i < N_OPTDEFS; i++)
+        longs[i] = (struct option){optdefs[i].name, optdefs[i].has_arg, NULL, OPT_BASE + (int)i};
+    longs[N_OPTDEFS] = (struct option){"help", no_argument, NULL, 'h'};
+    longs[N_OPTDEFS + 1] = (struct option){NULL, 0, NULL, 0};
     memset(o, 0, sizeof *o);
     optind = 1;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":c:vh", longs, NULL)) != -1) {
-        const char *name = NULL;
-        switch (c) {
-        case 'c':
-            o->config = optarg;
-            name = "c";
-            break;
-        case O_DRY_RUN:
-            o->dry_run = 1;
-            name = "dry-run";
-            break;
-        case O_ONCE:
-            o->once = 1;
-            name = "once";
-            break;
-        case O_FOR:
-            o->for_text = optarg;
-            name = "for";
-            break;
-        case O_LOG_FORMAT:
-            o->log_format = optarg;
-            name = "log-format";
-            break;
-        case O_STATE:
-            o->state = optarg;
-            name = "state";
-            break;
-        case O_JSON:
-            o->json = 1;
-            name = "json";
-            break;
-        case O_FROM:
-            o->from = optarg;
-            name = "from";
-            break;
-        case O_TO:
-            o->to = optarg;
-            name = "to";
-            break;
-        case O_STEP:
-            o->step = optarg;
-            name = "step";
-            break;
-        case O_OUT:
-            o->out = optarg;
-            name = "out";
-            break;
-        case O_PLOT:
-            o->plot = 1;
-            name = "plot";
-            break;
-        case O_SERIES:
-            o->series = optarg;
-            name = "series";
-            break;
-        case 'v':
-            o->verbose = 1;
-            name = "v";
-            break;
-        case 'h':
+        if (c == 'h') {
             printf("%s", usage_text);
             exit(0);
-        case ':':
-            return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
         }
+        if (c == ':') return usage_error("option '%s' needs a value", argv[optind - 1]);
+        size_t i = c == 'c' ? 0 : c == 'v' ? N_OPTDEFS - 1 : (size_t)(c - OPT_BASE);
+        if (c != 'c' && c != 'v' && (c < OPT_BASE || i >= N_OPTDEFS))
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        const optdef *d = &optdefs[i];
+        if (d->has_arg)
+            *(const char **)((char *)o + d->off) = optarg;
+        else
+            *(int *)((char *)o + d->off) = 1;
         /* Each subcommand lists the options it takes, separated by commas. */
         char key[32];
-        snprintf(key, sizeof key, ",%s,", name);
+        snprintf(key, sizeof key, ",%s,", d->key);
         if (!strstr(allowed, key)) {
             fprintf(stderr, "gridpilot %s: option '%s' does not apply (see gridpilot --help)\n",
                     cmd, argv[optind - 1]);

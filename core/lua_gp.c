@@ -109,17 +109,15 @@ void gp_lua_push_gp(lua_State *L)
     lua_pushcclosure(L, gp_log_fn, 1);
     lua_setfield(L, gp, "log");
     lua_settop(L, gp);
-    lua_pushcfunction(L, gp_metric_fn);
-    lua_setfield(L, gp, "metric");
 
     /* Each helper takes plain Lua values, never ctx internals, so strategies and tests can
      * call it with tables of their own (CONTRACT.md, "The gp library"). */
-    lua_pushcfunction(L, gp_lua_allocate);
-    lua_setfield(L, gp, "allocate");
-    lua_pushcfunction(L, gp_lua_cheapest);
-    lua_setfield(L, gp, "cheapest");
-    lua_pushcfunction(L, gp_lua_dearest);
-    lua_setfield(L, gp, "dearest");
+    static const luaL_Reg plain[] = {{"metric", gp_metric_fn},
+                                     {"allocate", gp_lua_allocate},
+                                     {"cheapest", gp_lua_cheapest},
+                                     {"dearest", gp_lua_dearest},
+                                     {NULL, NULL}};
+    luaL_setfuncs(L, plain, 0);
     lua_pushnil(L); /* the planner's work buffer, created on first use */
     lua_pushcclosure(L, gp_lua_plan, 1);
     lua_setfield(L, gp, "plan");

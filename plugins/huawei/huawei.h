@@ -165,6 +165,8 @@ void hw_calls_drop_all(hw *s);
 gp_json *hw_answer(hw *s, const char *api, const char *quota, const gp_http_resp *r, hw_err *err);
 /* Fill err (message formatted, one line; unknown and session_changed cleared). */
 void hw_err_set(hw_err *err, int code, int retryable, const char *fmt, ...) GP_PRINTF(4, 5);
+/* A gp_result (code and retryable only when FAILED; no energy; msg and ref borrowed). */
+gp_result hw_result(gp_status st, int code, int retry, const char *msg, const char *ref);
 /* A gp_result for err (borrows err->msg). */
 gp_result hw_err_result(const hw_err *err);
 

@@ -56,17 +56,24 @@ void hw_err_set(hw_err *err, int code, int retryable, const char *fmt, ...)
     hw_oneline(err->msg, sizeof err->msg, tmp);
 }
 
-gp_result hw_err_result(const hw_err *err)
+gp_result hw_result(gp_status st, int code, int retry, const char *msg, const char *ref)
 {
     gp_result r = {
         .size = sizeof(gp_result),
-        .status = err->code ? GP_FAILED : GP_DONE,
-        .code = err->code,
-        .retryable = err->retryable,
-        .message = err->code ? err->msg : NULL,
+        .status = st,
+        .code = st == GP_FAILED ? code : 0,
+        .retryable = st == GP_FAILED ? retry : 0,
+        .message = msg,
+        .vendor_ref = ref,
         .energy_wh = NAN,
     };
     return r;
+}
+
+gp_result hw_err_result(const hw_err *err)
+{
+    return err->code ? hw_result(GP_FAILED, err->code, err->retryable, err->msg, NULL)
+                     : hw_result(GP_DONE, 0, 0, NULL, NULL);
 }
 
 int hw_post(hw *s, const char *api, const char *quota, const char *body, int prio, int with_token,

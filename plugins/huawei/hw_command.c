@@ -79,16 +79,8 @@ static int same_params(const params *a, const params *b)
 static void answer(hw *s, uint64_t id, gp_status st, int code, int retry, const char *msg,
                    const char *ref, const char *detail)
 {
-    gp_result r = {
-        .size = sizeof(gp_result),
-        .status = st,
-        .code = st == GP_FAILED ? code : 0,
-        .retryable = st == GP_FAILED ? retry : 0,
-        .message = msg,
-        .vendor_ref = ref,
-        .energy_wh = NAN,
-        .detail = detail,
-    };
+    gp_result r = hw_result(st, code, retry, msg, ref);
+    r.detail = detail;
     H->command_result(s->h, id, &r);
 }
 

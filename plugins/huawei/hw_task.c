@@ -66,16 +66,9 @@ static void result(poll_op *o, size_t k, gp_status st, int code, int retry, cons
         st = GP_TIMEOUT;
         msg = late;
     }
-    gp_result r = {
-        .size = sizeof(gp_result),
-        .status = st,
-        .code = st == GP_FAILED ? code : 0,
-        .retryable = st == GP_FAILED ? retry : 0,
-        .message = msg,
-        .vendor_ref = o->ref,
-        .energy_wh = wh,
-        .detail = detail,
-    };
+    gp_result r = hw_result(st, code, retry, msg, o->ref);
+    r.energy_wh = wh;
+    r.detail = detail;
     H->task_result(o->s->h, o->cmd_id[k], &r);
 }
 
